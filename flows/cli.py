@@ -1,0 +1,71 @@
+"""`rlvr`: the command line.
+
+    rlvr run CONFIG [key.sub=value ...]      one round through the Prefect flow
+    rlvr stage NAME CONFIG [key.sub=value ...]  one stage alone, no Prefect (sft, grpo, evaluate)
+    rlvr verifiers                            list the verifiers (built-ins and plugins)
+"""
+
+import argparse
+import sys
+
+from pipeline.errors import UserError
+
+__all__ = ["main"]
+
+STAGES = {"sft": "pipeline.trainers.sft", "grpo": "pipeline.trainers.grpo", "evaluate": "pipeline.evaluate"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rlvr", description="Post-training pipeline: SFT, then GRPO with verifiers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one round (SFT -> GRPO -> evaluate) through the Prefect flow")
+    run.add_argument("config", help="run config (YAML)")
+    run.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    stage = sub.add_parser("stage", help="run one stage alone, without Prefect")
+    stage.add_argument("name", choices=sorted(STAGES))
+    stage.add_argument("config", help="run config (YAML)")
+    stage.add_argument("rest", nargs=argparse.REMAINDER, help="--init DIR / --model NAME=DIR, then overrides")
+    sub.add_parser("verifiers", help="list the available verifiers")
+    args = parser.parse_args(argv)
+
+    if args.command == "verifiers":
+        from verifiers import registry
+
+        print("\n".join(registry.available()))
+        return 0
+    if args.command == "stage":
+        import importlib
+
+        module = importlib.import_module(STAGES[args.name])
+        return module.main(["--config", args.config, *args.rest])
+    return _run(args.config, args.overrides)
+
+
+def _run(config_path: str, overrides: list[str]) -> int:
+    from pipeline.config import load_config
+
+    try:
+        cfg = load_config(config_path, overrides)
+        from pipeline.preflight import check_inputs
+
+        check_inputs(cfg)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from flows.round import StageFailed, round_flow
+
+    try:
+        result = round_flow(cfg)
+    except (StageFailed, UserError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for name, r in result.get("evaluate", {}).items():
+        if isinstance(r, dict) and "accuracy" in r:
+            print(f"held-out accuracy after {name}: {100 * r['accuracy']:.1f}% (n={r['n']})")
+    print(f"model: {result['model']}")
+    print(f"metrics and plots: {cfg.output_dir}/<stage>/metrics.jsonl, metrics.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

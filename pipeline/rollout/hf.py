@@ -1,0 +1,88 @@
+"""Rollouts with transformers `generate`: the CPU default, colocated with the policy.
+
+The engine holds the policy module itself, so a weight sync is free: it samples from whatever the
+optimiser last wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from transformers import GenerationConfig
+
+from pipeline.rollout.base import Rollouts, SamplingParams
+
+__all__ = ["HFRolloutEngine"]
+
+
+class HFRolloutEngine:
+    def __init__(self, model, tokenizer, batch_size: int = 512):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+
+    def sync_weights(self, model) -> None:
+        self.model = model
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
+        expanded = [list(p) for p in prompts for _ in range(n)]
+        out = Rollouts(prompt_ids=expanded, completion_ids=[], logprobs=[], texts=[], truncated=[], group_size=n)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(expanded), self.batch_size):
+                self._generate_chunk(expanded[start : start + self.batch_size], sampling, out)
+        finally:
+            self.model.train(was_training)
+        out.texts = self.tokenizer.batch_decode(out.completion_ids, skip_special_tokens=True)
+        return out
+
+    def _generate_chunk(self, prompts: list[list[int]], sampling: SamplingParams, out: Rollouts) -> None:
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
+            input_ids[row, width - len(p) :] = torch.tensor(p)
+            attention_mask[row, width - len(p) :] = 1
+        config = GenerationConfig(
+            do_sample=not sampling.greedy,
+            temperature=None if sampling.greedy else sampling.temperature,
+            top_p=None if sampling.greedy else sampling.top_p,
+            top_k=None,
+            max_new_tokens=sampling.max_new_tokens,
+            min_new_tokens=sampling.min_new_tokens or None,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+        result = self.model.generate(
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config
+        )
+        generated = result.sequences[:, width:].cpu()  # (B, T_new)
+        temperature = 1.0 if sampling.greedy else sampling.temperature
+        logits = torch.stack(result.logits, dim=1).float() / temperature  # (B, T_new, V)
+        token_logps = logits.gather(-1, generated.unsqueeze(-1).to(logits.device)).squeeze(-1)
+        token_logps = (token_logps - torch.logsumexp(logits, dim=-1)).cpu()
+        is_eos = torch.isin(generated, torch.tensor(self.eos_ids))
+        for row in range(generated.shape[0]):
+            stops = is_eos[row].nonzero()
+            length = int(stops[0]) + 1 if len(stops) else generated.shape[1]
+            out.completion_ids.append(generated[row, :length].tolist())
+            out.logprobs.append(token_logps[row, :length].tolist())
+            out.truncated.append(len(stops) == 0)
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the tokenizer and model define no EOS token: generation could never stop")
+    return ids

@@ -1,0 +1,80 @@
+"""The built-in verifiable task: integer arithmetic, deterministic by seed.
+
+Three disjoint uses of one problem space: a held-out evaluation split, a limited set of labelled
+demonstrations for SFT, and an endless stream of fresh RL prompts (never an evaluation problem)
+whose gold answers only the verifier sees.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from pipeline.config import ArithmeticTaskConfig
+
+__all__ = ["ArithmeticProblem", "ArithmeticTask"]
+
+
+@dataclass(frozen=True)
+class ArithmeticProblem:
+    prompt: str  # "12+7="
+    answer: str  # "19"
+
+
+def _evaluate(operands: list[int], ops: list[str]) -> int:
+    """`*` first, then `+`/`-` left to right: terms are products, the sum of signed terms is the value."""
+    terms = [operands[0]]
+    signs = [1]
+    for op, x in zip(ops, operands[1:]):
+        if op == "*":
+            terms[-1] *= x
+        else:
+            terms.append(x)
+            signs.append(1 if op == "+" else -1)
+    return sum(s * t for s, t in zip(signs, terms))
+
+
+class ArithmeticTask:
+    """Problems `a op b (op c ...)=` with operands in 0..max_operand, evaluated left to right
+    with the usual precedence (Python's), so `*` binds tighter than `+`/`-`."""
+
+    def __init__(self, cfg: ArithmeticTaskConfig):
+        self.cfg = cfg
+        self.eval_problems = self._draw_unique(random.Random(f"{cfg.seed}/eval"), cfg.eval_size, exclude=set())
+        self._eval_prompts = {p.prompt for p in self.eval_problems}
+        self.sft_problems = self._draw_unique(
+            random.Random(f"{cfg.seed}/sft"), cfg.sft_size, exclude=self._eval_prompts
+        )
+
+    def problem(self, rng: random.Random) -> ArithmeticProblem:
+        operands = [rng.randint(0, self.cfg.max_operand) for _ in range(self.cfg.num_operands)]
+        ops = [rng.choice(self.cfg.operations) for _ in range(self.cfg.num_operands - 1)]
+        expr = str(operands[0]) + "".join(f"{op}{x}" for op, x in zip(ops, operands[1:]))
+        return ArithmeticProblem(prompt=f"{expr}=", answer=str(_evaluate(operands, ops)))
+
+    def rl_problems(self, step: int, count: int) -> list[ArithmeticProblem]:
+        """The RL prompts of one step: fresh draws, deterministic by (seed, step), never held-out."""
+        rng = random.Random(f"{self.cfg.seed}/rl/{step}")
+        out: list[ArithmeticProblem] = []
+        while len(out) < count:
+            p = self.problem(rng)
+            if p.prompt not in self._eval_prompts:
+                out.append(p)
+        return out
+
+    def _draw_unique(self, rng: random.Random, count: int, exclude: set[str]) -> list[ArithmeticProblem]:
+        seen = set(exclude)
+        out: list[ArithmeticProblem] = []
+        attempts = 0
+        while len(out) < count:
+            attempts += 1
+            if attempts > 50 * count + 1000:
+                raise ValueError(
+                    f"task: cannot draw {count} distinct problems with max_operand={self.cfg.max_operand}; "
+                    "raise task.max_operand or lower task.sft_size / task.eval_size"
+                )
+            p = self.problem(rng)
+            if p.prompt not in seen:
+                seen.add(p.prompt)
+                out.append(p)
+        return out

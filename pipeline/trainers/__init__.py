@@ -1,0 +1,3 @@
+"""One module per stage, each runnable alone: `python -m pipeline.trainers.<stage> --config FILE`."""
+
+__all__ = ["sft", "grpo"]

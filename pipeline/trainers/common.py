@@ -1,0 +1,139 @@
+"""Plumbing shared by the trainers, so each trainer file can read as its algorithm:
+command-line entry, run set-up (threads, seed, accelerator), model loading, optimiser and
+schedule, and a stopwatch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.checkpoint import Checkpointer, export_model
+from pipeline.config import RunConfig, _OptimConfig, load_config
+from pipeline.errors import UserError
+from pipeline.metrics import MetricsLog, plot_metrics
+
+__all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "Stopwatch"]
+
+
+def stage_main(name: str, run: Callable[[RunConfig, str | None], dict[str, Any]], argv: list[str] | None = None) -> int:
+    """`python -m pipeline.trainers.<name> --config FILE [--init MODEL] [key.sub=value ...]`."""
+    parser = argparse.ArgumentParser(prog=f"python -m pipeline.trainers.{name}", description=f"Run the {name} stage alone.")
+    parser.add_argument("--config", help="run config (YAML); defaults when omitted")
+    parser.add_argument("--init", help="model to start from (a directory); default: model.name of the config")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        result = run(cfg, args.init)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"stage": name, **result}))
+    return 0
+
+
+@dataclass
+class StageContext:
+    cfg: RunConfig
+    stage_dir: Path
+    accelerator: Any
+    tokenizer: Any
+    model: Any
+
+
+def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
+    """Threads, seed, accelerator, and the policy + tokenizer to start from."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
+
+    torch.set_num_threads(cfg.threads)
+    accelerator = Accelerator()
+    set_seed(cfg.seed)
+    source = resolve_model(init or cfg.model.name, cfg.model)
+    tokenizer = load_tokenizer(source)
+    model = load_causal_lm(source, cfg.model, tokenizer, seed=cfg.seed)
+    model.config.use_cache = True
+    stage_dir = cfg.output_path / stage
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    return StageContext(cfg=cfg, stage_dir=stage_dir, accelerator=accelerator, tokenizer=tokenizer, model=model)
+
+
+def make_optimizer(model, opt: _OptimConfig, total_steps: int):
+    """AdamW with linear warm-up, then constant, linear decay or cosine decay to 0."""
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=opt.lr, weight_decay=opt.weight_decay
+    )
+    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[opt.schedule]
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=opt.warmup_steps, num_training_steps=max(total_steps, 1))
+    return optimizer, scheduler
+
+
+@dataclass
+class Training:
+    """The prepared objects of a stage's training loop, and where a resumed run picks up."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    checkpointer: Checkpointer
+    log: MetricsLog
+    state: dict[str, Any]  # at least "step" and "train_seconds" (restored from the checkpoint)
+
+    def save(self, step: int, **state: Any) -> None:
+        self.checkpointer.save(step, state)
+
+    def finish(self, ctx: StageContext, step: int, state: dict[str, Any], plot_keys: list[str], title: str) -> Path:
+        """Checkpoint the last step (unless just done), export the model, plot the metrics."""
+        done = self.checkpointer.checkpoints()
+        if not done or done[-1][0] != step:
+            self.checkpointer.save(step, state)
+        final = export_model(ctx.accelerator, self.model, ctx.tokenizer, ctx.stage_dir / "final")
+        if ctx.accelerator.is_main_process:
+            plot_metrics(ctx.stage_dir / "metrics.jsonl", ctx.stage_dir / "metrics.png", plot_keys, title)
+        return final
+
+
+def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> Training:
+    """Optimiser and schedule, `accelerator.prepare`, then restore the newest checkpoint if any."""
+    acc = ctx.accelerator
+    ctx.model.train()
+    optimizer, scheduler = make_optimizer(ctx.model, opt, total_steps)
+    model, optimizer, scheduler = acc.prepare(ctx.model, optimizer, scheduler)
+    checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints)
+    state = checkpointer.restore_latest() or {"step": 0, "train_seconds": 0.0}
+    log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process)
+    if state["step"]:
+        print(f"{ctx.stage_dir.name}: resumed from step {state['step']}", file=sys.stderr)
+    return Training(model, optimizer, scheduler, checkpointer, log, state)
+
+
+class Stopwatch:
+    """Accumulates seconds per named phase: `with watch("generate"): ...`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def pop(self) -> dict[str, float]:
+        out = {f"time_{k}_s": round(v, 4) for k, v in self.seconds.items()}
+        self.seconds = {}
+        return out

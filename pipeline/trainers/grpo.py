@@ -1,0 +1,222 @@
+"""GRPO: for each prompt sample a group of G completions, score each with a verifier, and push up
+the completions that beat their group (DeepSeekMath, Shao et al. 2024).
+
+    python -m pipeline.trainers.grpo --config configs/tiny.yaml [--init DIR] [key=value ...]
+
+A step: sample prompts -> G rollouts each -> verifiers -> group-relative advantages (only `ok`
+verdicts count; timeouts and errors are masked out, never scored 0) -> `epochs` passes of the
+clipped surrogate (+ beta * k3 KL to a frozen reference) -> the rollout engine sees the new weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from contextlib import nullcontext
+import time
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from pipeline.config import RunConfig
+from pipeline.data import build_task_data
+from pipeline.evaluate import heldout_accuracy
+from pipeline.losses import group_advantages, grpo_loss
+from pipeline.rollout import SamplingParams, make_engine
+from pipeline.scoring import Scorer
+from pipeline.tokens import PackedBatch, completion_logprobs, encode_prompt, pack
+from pipeline.trainers.common import Stopwatch, prepare_training, setup_stage, stage_main
+
+__all__ = ["train_grpo", "masked_group_advantages"]
+
+
+def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+    # --- set up: policy, frozen reference (only when beta > 0), verifiers, engine, resume --------
+    ctx = setup_stage(cfg, "grpo", init)
+    acc, tokenizer, g = ctx.accelerator, ctx.tokenizer, cfg.grpo
+    data = build_task_data(cfg)
+    scorer = Scorer(cfg.verifiers, data.verifier_names())
+    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False) if g.beta > 0 else None
+
+    run = prepare_training(ctx, g, g.steps)
+    model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
+    step, train_seconds = run.state["step"], run.state["train_seconds"]
+    if reference is not None:
+        reference = reference.to(acc.device)
+    engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
+    r = cfg.rollout
+    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, min_new_tokens=r.min_new_tokens)
+    eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
+
+    def evaluate() -> float:
+        return heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, eval_tokens, data.system)["accuracy"]
+
+    start_accuracy = run.state.get("start_accuracy")
+    if step == 0 and acc.is_main_process:
+        start_accuracy = evaluate()
+        log.log({"step": 0, "eval_accuracy": start_accuracy})
+    watch = Stopwatch()
+    prompts_here = list(range(acc.process_index, g.prompts_per_step, acc.num_processes))
+    bar = tqdm(total=g.steps, initial=step, desc="grpo", disable=not acc.is_main_process, file=sys.stderr)
+    while step < g.steps and not (g.max_seconds and train_seconds >= g.max_seconds):
+        started = time.perf_counter()
+        torch.manual_seed(cfg.seed * 1_000_003 + step)  # sampling is a function of (seed, step)
+
+        # --- roll out: this process's share of the step's prompts, G completions each
+        batch_rows = data.rl_batch(step, g.prompts_per_step)
+        rows = [batch_rows[i] for i in prompts_here]
+        with watch("generate"):
+            prompt_ids = [encode_prompt(tokenizer, r.prompt, data.system) for r in rows]
+            rollouts = engine.generate(prompt_ids, g.group_size, sampling)
+
+        # --- score: one verdict per completion
+        with watch("verify"):
+            verdicts = scorer.score(
+                rollouts.texts,
+                [r.answer for r in rows for _ in range(g.group_size)],
+                [r.verifier for r in rows for _ in range(g.group_size)],
+            )
+        rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float32)
+        valid = torch.tensor([v.status == "ok" for v in verdicts])
+        advantages, keep = masked_group_advantages(
+            rewards, valid, g.group_size, g.advantage_scale, g.drop_equal_groups
+        )
+
+        # --- optimise: `epochs` passes over the kept samples, one optimiser step per pass
+        with watch("train"):
+            kept = keep.nonzero().squeeze(-1).tolist()
+            train_stats = _optimise(acc, model, reference, optimizer, rollouts, kept, advantages, cfg, tokenizer.pad_token_id)
+        scheduler.step()
+        engine.sync_weights(acc.unwrap_model(model))
+        step += 1
+        train_seconds += time.perf_counter() - started
+
+        # --- log, evaluate, checkpoint
+        ok = valid.sum().item()
+        lengths = torch.tensor([len(c) for c in rollouts.completion_ids], dtype=torch.float32)
+        row = {
+            "step": step,
+            "reward_mean": rewards[valid].mean().item() if ok else None,
+            "reward_std": rewards[valid].std().item() if ok > 1 else None,
+            "accuracy": (rewards[valid] > 0).float().mean().item() if ok else None,
+            "groups_kept": len(kept) // g.group_size if kept else 0,
+            "completion_len": lengths.mean().item(),
+            "truncated_frac": sum(rollouts.truncated) / len(rollouts.truncated),
+            "lr": scheduler.get_last_lr()[0],
+            **{f"verdict_{s}": sum(v.status == s for v in verdicts) for s in ("ok", "timeout", "error")},
+            **train_stats,
+            **watch.pop(),
+            "train_seconds": round(train_seconds, 3),
+        }
+        if acc.is_main_process and g.eval_every and step % g.eval_every == 0 and step < g.steps:
+            row["eval_accuracy"] = evaluate()
+        log.log(row)
+        bar.update(1)
+        bar.set_postfix(reward=f"{row['reward_mean'] or 0:.3f}", kl=f"{row.get('kl', 0):.4f}")
+        if step % g.checkpoint_every == 0:
+            run.save(step, train_seconds=train_seconds, start_accuracy=start_accuracy)
+    bar.close()
+
+    final_accuracy = None
+    if acc.is_main_process:
+        final_accuracy = evaluate()
+        log.log({"step": step, "eval_accuracy": final_accuracy})
+    final = run.finish(ctx, step, {"train_seconds": train_seconds, "start_accuracy": start_accuracy},
+                       ["reward_mean", "eval_accuracy", "kl", "completion_len"], "GRPO")
+    return {"model": str(final), "steps": step, "start_accuracy": start_accuracy,
+            "final_accuracy": final_accuracy, "train_seconds": round(train_seconds, 2)}
+
+
+def masked_group_advantages(
+    rewards: torch.Tensor, valid: torch.Tensor, group_size: int, scale: str, drop_equal: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group-relative advantages over the valid members of each group. (N,), (N,) -> (N,), (N,) keep.
+
+    A masked (timeout/error) sample neither gets an advantage nor shifts its group's mean and std.
+    A group with fewer than two valid members has no baseline; with `drop_equal`, a group whose
+    valid rewards are all equal carries no signal either; their samples are not kept.
+    """
+    advantages = torch.zeros_like(rewards)
+    keep = torch.zeros_like(valid)
+    for start in range(0, rewards.numel(), group_size):
+        members = torch.arange(start, start + group_size)[valid[start : start + group_size]]
+        r = rewards[members]
+        if r.numel() < 2 or (drop_equal and bool((r == r[0]).all())):
+            continue
+        advantages[members] = group_advantages(r, r.numel(), scale=scale)
+        keep[members] = True
+    return advantages, keep
+
+
+def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advantages: torch.Tensor,
+              cfg: RunConfig, pad_id: int) -> dict[str, float]:
+    g = cfg.grpo
+    if not kept and acc.num_processes == 1:
+        return {}
+    # Every process must run the same number of backward passes (DDP syncs on each), so the
+    # micro-batch count and the loss denominators are agreed across processes first.
+    counts = torch.tensor([len(kept), sum(len(rollouts.completion_ids[i]) for i in kept)], device=acc.device)
+    total_seqs, total_tokens = (int(x) for x in acc.reduce(counts, reduction="sum"))
+    if total_seqs == 0:
+        return {}
+    n_micro = max(1, -(-len(kept) // g.micro_batch_size))
+    n_micro = int(acc.gather(torch.tensor([n_micro], device=acc.device)).max())
+    max_tokens = cfg.rollout.max_new_tokens
+    temperature = cfg.rollout.temperature
+
+    micro_batches = []
+    for m in range(n_micro):
+        chunk = kept[m * g.micro_batch_size : (m + 1) * g.micro_batch_size] or kept[:1]
+        weight_zero = not kept[m * g.micro_batch_size : (m + 1) * g.micro_batch_size]
+        packed = pack([rollouts.prompt_ids[i] for i in chunk], [rollouts.completion_ids[i] for i in chunk], pad_id)
+        old = _pad([rollouts.logprobs[i] for i in chunk], packed.completion_ids.shape[1])
+        packed, old = packed.to(acc.device), old.to(acc.device)
+        ref = None
+        if reference is not None:
+            with torch.inference_mode():
+                ref = completion_logprobs(reference, packed, temperature).clone()
+        micro_batches.append((packed, old, ref, advantages[chunk].to(acc.device), weight_zero))
+
+    sums: dict[str, float] = {}
+    for _ in range(g.epochs):
+        for index, (packed, old, ref, adv, weight_zero) in enumerate(micro_batches):
+            logps = completion_logprobs(model, packed, temperature)
+            loss, stats = grpo_loss(logps, old, ref, adv, packed.completion_mask, clip_low=g.clip_low,
+                                    clip_high=g.clip_high, beta=g.beta, aggregation=g.aggregation, max_tokens=max_tokens)
+            share = _share(packed, g.aggregation, total_seqs, total_tokens)
+            weight = 0.0 if weight_zero else share * acc.num_processes
+            context = acc.no_sync(model) if index < len(micro_batches) - 1 else nullcontext()
+            with context:
+                acc.backward(loss * weight)
+            if not weight_zero:
+                for k, v in {"loss": loss, **stats}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * share
+        grad_norm = acc.clip_grad_norm_(model.parameters(), g.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    # Stats: share-weighted over the batch, averaged over the passes.
+    return {k: v / g.epochs for k, v in sums.items()} | {"grad_norm": float(grad_norm)}
+
+
+def _share(packed: PackedBatch, aggregation: str, total_seqs: int, total_tokens: int) -> float:
+    """This micro-batch's weight, so that summing weighted micro-batch losses gives the loss of the
+    whole batch: token_mean weighs by tokens, sequence_mean and constant by sequences."""
+    if aggregation == "token_mean":
+        return float(packed.completion_mask.sum()) / total_tokens
+    return packed.completion_ids.shape[0] / total_seqs
+
+
+def _pad(rows: list[list[float]], width: int) -> torch.Tensor:
+    out = torch.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("grpo", train_grpo, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Supervised fine-tuning: next-token loss on the assistant's tokens only, through the chat template.
+
+    python -m pipeline.trainers.sft --config configs/tiny.yaml [--init DIR] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from pipeline.config import RunConfig
+from pipeline.data import EpochSampler, build_task_data
+from pipeline.errors import DataError
+from pipeline.evaluate import heldout_accuracy
+from pipeline.losses import sft_loss
+from pipeline.rollout import make_engine
+from pipeline.scoring import Scorer
+from pipeline.tokens import completion_logprobs, encode_demonstration, pack
+from pipeline.trainers.common import prepare_training, setup_stage, stage_main
+
+__all__ = ["train_sft"]
+
+
+def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+    # --- set up: model, data, optimiser, resume ---------------------------------------------
+    ctx = setup_stage(cfg, "sft", init)
+    acc, tokenizer, s = ctx.accelerator, ctx.tokenizer, cfg.sft
+    data = build_task_data(cfg)
+    if not data.sft_rows:
+        raise DataError("sft stage: the task has no demonstrations (set task.sft_size, or task.sft for a dataset)")
+    examples = [encode_demonstration(tokenizer, r.prompt, r.response, s.max_length, data.system) for r in data.sft_rows]
+    sampler = EpochSampler(len(examples), cfg.seed)
+
+    run = prepare_training(ctx, s, s.steps)
+    model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
+    step, train_seconds = run.state["step"], run.state["train_seconds"]
+
+    def evaluate() -> float:
+        engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
+        scorer = Scorer(cfg.verifiers, data.verifier_names())
+        tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
+        return heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, tokens, data.system)["accuracy"]
+
+    loss_value = None
+    bar = tqdm(total=s.steps, initial=step, desc="sft", disable=not acc.is_main_process, file=sys.stderr)
+    while step < s.steps and not (s.max_seconds and train_seconds >= s.max_seconds):
+        started = time.perf_counter()
+        # --- one optimiser step over a global batch, split across processes and micro-batches
+        batch = sampler.batch(step, s.batch_size)
+        total_tokens = sum(len(examples[i][1]) for i in batch)
+        mine = batch[acc.process_index :: acc.num_processes]
+        loss_value = 0.0
+        for start in range(0, len(mine), s.micro_batch_size):
+            chunk = [examples[i] for i in mine[start : start + s.micro_batch_size]]
+            packed = pack([p for p, _ in chunk], [c for _, c in chunk], tokenizer.pad_token_id).to(acc.device)
+            logps = completion_logprobs(model, packed)
+            # Weight by this chunk's share of the global batch's tokens: the sum over chunks and
+            # processes (DDP averages gradients) is the token mean of the whole batch.
+            share = packed.completion_mask.sum() / total_tokens
+            loss = sft_loss(logps, packed.completion_mask) * share * acc.num_processes
+            acc.backward(loss)
+            loss_value += loss.item() / acc.num_processes
+        grad_norm = acc.clip_grad_norm_(model.parameters(), s.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        train_seconds += time.perf_counter() - started
+
+        # --- log, checkpoint
+        log.log({"step": step, "loss": loss_value, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
+                 "tokens": total_tokens, "train_seconds": round(train_seconds, 3)})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.3f}")
+        if s.eval_every and step % s.eval_every == 0 and acc.is_main_process:
+            log.log({"step": step, "eval_accuracy": evaluate()})
+        if step % s.checkpoint_every == 0:
+            run.save(step, train_seconds=train_seconds)
+    bar.close()
+
+    final = run.finish(ctx, step, {"train_seconds": train_seconds}, ["loss", "eval_accuracy"], "SFT")
+    return {"model": str(final), "steps": step, "loss": loss_value, "train_seconds": round(train_seconds, 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("sft", train_sft, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+from pipeline.config import ArithmeticTaskConfig, DataSourceConfig, load_config
+from pipeline.data import EpochSampler, build_task_data, load_rows
+from pipeline.errors import DataError
+from pipeline.tasks import ArithmeticTask
+
+
+def test_arithmetic_task_is_deterministic_and_splits_are_disjoint():
+    cfg = ArithmeticTaskConfig(sft_size=300, eval_size=100)
+    a, b = ArithmeticTask(cfg), ArithmeticTask(cfg)
+    assert a.eval_problems == b.eval_problems and a.sft_problems == b.sft_problems
+    held = {p.prompt for p in a.eval_problems}
+    assert not held & {p.prompt for p in a.sft_problems}
+    for step in range(20):
+        assert not held & {p.prompt for p in a.rl_problems(step, 64)}
+    assert a.rl_problems(3, 16) == b.rl_problems(3, 16) != a.rl_problems(4, 16)
+
+
+@pytest.mark.parametrize(
+    "prompt,answer", [("12+7=", "19"), ("3-10=", "-7"), ("2+3*4=", "14"), ("5*6-2*3=", "24")]
+)
+def test_arithmetic_answers_follow_precedence(prompt, answer):
+    from pipeline.tasks.arithmetic import _evaluate
+    import re
+
+    numbers = [int(x) for x in re.findall(r"\d+", prompt)]
+    ops = re.findall(r"[+\-*]", prompt)
+    assert str(_evaluate(numbers, ops)) == answer
+
+
+def test_too_many_distinct_problems_is_a_clear_error():
+    with pytest.raises(ValueError, match="max_operand"):
+        ArithmeticTask(ArithmeticTaskConfig(max_operand=3, operations=["+"], sft_size=100, eval_size=10))
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def test_malformed_jsonl_row_names_file_and_row(tmp_path):
+    path = tmp_path / "rl.jsonl"
+    _write_jsonl(path, [{"prompt": "1+1=", "answer": "2"}, '{"prompt": "2+2=", "answer": ', {"prompt": "x"}])
+    with pytest.raises(DataError) as err:
+        load_rows(DataSourceConfig(path=str(path)), required=("prompt", "answer"))
+    assert f"{path}: row 2: not valid JSON" in str(err.value)
+
+
+def test_missing_field_names_file_row_and_field(tmp_path):
+    path = tmp_path / "rl.jsonl"
+    _write_jsonl(path, [{"prompt": "1+1=", "answer": "2"}, {"prompt": "2+2="}])
+    with pytest.raises(DataError, match=r"row 2: field 'answer' is missing"):
+        load_rows(DataSourceConfig(path=str(path)), required=("prompt", "answer"))
+
+
+def test_dataset_task_carves_a_held_out_split_and_maps_fields(tmp_path):
+    path = tmp_path / "gsm.jsonl"
+    _write_jsonl(path, [{"question": f"q{i}", "answer": f"work #### {i}"} for i in range(50)])
+    cfg = load_config(None, [
+        "task.kind=dataset", f"task.rl.path={path}", "task.rl.prompt_field=question", "task.eval_size=10",
+        "task.prompt_template='Solve: {prompt}'",
+    ])
+    data = build_task_data(cfg)
+    assert len(data.eval_rows) == 10
+    held = {r.prompt for r in data.eval_rows}
+    seen = {r.prompt for step in range(10) for r in data.rl_batch(step, 8)}
+    assert not held & seen and len(seen) == 40
+    assert all(r.prompt.startswith("Solve: q") for r in data.eval_rows)
+
+
+def test_parquet_loads_through_datasets(tmp_path):
+    import datasets
+
+    path = tmp_path / "rows.parquet"
+    datasets.Dataset.from_list([{"prompt": "1+1=", "answer": "2"}]).to_parquet(str(path))
+    rows = load_rows(DataSourceConfig(path=str(path)), required=("prompt", "answer"))
+    assert rows == [{"prompt": "1+1=", "answer": "2"}]
+
+
+def test_epoch_sampler_covers_each_item_once_per_epoch():
+    sampler = EpochSampler(10, seed=3)
+    first = sampler.batch(0, 5) + sampler.batch(1, 5)
+    assert sorted(first) == list(range(10))
+    assert EpochSampler(10, seed=3).batch(1, 5) == sampler.batch(1, 5)

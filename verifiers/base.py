@@ -1,0 +1,97 @@
+"""The verifier contract: completions in, one `Verdict` per completion out.
+
+A verdict carries a status besides its reward, so an infrastructure failure (a sandbox that timed
+out, a verifier that crashed, a gold answer that does not parse) is masked out of training instead
+of being scored as a silent zero reward.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+__all__ = ["OK", "TIMEOUT", "ERROR", "STATUSES", "Verdict", "Verifier", "run_verifier", "summarize"]
+
+logger = logging.getLogger(__name__)
+
+OK = "ok"  # scored: the reward is the verifier's judgement, right or wrong
+TIMEOUT = "timeout"  # the verifier ran out of its budget; no judgement
+ERROR = "error"  # the verifier or its input failed; no judgement
+STATUSES = (OK, TIMEOUT, ERROR)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One completion's score. Only `scored` verdicts (status ok) enter advantages."""
+
+    reward: float
+    status: str
+    reason: str = ""
+    latency_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"Verdict status {self.status!r} is not one of {STATUSES}")
+        # A NaN or infinite reward would poison every advantage in its group.
+        if not math.isfinite(self.reward):
+            raise ValueError(f"Verdict reward must be finite, got {self.reward!r}")
+        if self.latency_s < 0:
+            raise ValueError(f"Verdict latency_s must be >= 0, got {self.latency_s!r}")
+        object.__setattr__(self, "reward", float(self.reward))
+
+    @property
+    def scored(self) -> bool:
+        """True when the reward is a judgement (status ok), False for timeout and error."""
+        return self.status == OK
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Scores completions against references; returns one Verdict per completion, in order."""
+
+    name: str
+
+    def verify(self, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]: ...
+
+
+def run_verifier(verifier: Verifier, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]:
+    """Call `verifier.verify`, turning an exception into one ERROR verdict per completion.
+
+    The error verdicts carry the time the failed call took. A verifier that returns the wrong
+    number of verdicts, or something that is not a Verdict, has a bug: that raises RuntimeError.
+    """
+    if len(completions) != len(references):
+        raise ValueError(f"{len(completions)} completions but {len(references)} references")
+    start = time.perf_counter()
+    try:
+        verdicts = list(verifier.verify(completions, references))
+    except Exception as e:
+        elapsed = time.perf_counter() - start
+        reason = f"verifier {verifier.name!r} raised {type(e).__name__}: {e}"
+        logger.warning("%s; %d completions masked as errors", reason, len(completions), exc_info=True)
+        return [Verdict(0.0, ERROR, reason, elapsed) for _ in completions]
+    if len(verdicts) != len(completions):
+        raise RuntimeError(
+            f"verifier {verifier.name!r} returned {len(verdicts)} verdicts for {len(completions)} completions"
+        )
+    for v in verdicts:
+        if not isinstance(v, Verdict):
+            raise RuntimeError(f"verifier {verifier.name!r} returned {type(v).__name__}, not a Verdict")
+    return verdicts
+
+
+def summarize(verdicts: Sequence[Verdict]) -> dict[str, Any]:
+    """Counts per status, mean reward over ok verdicts, mean latency over all verdicts.
+
+    Means are None when there is nothing to average (no verdicts, or none ok), so a metrics line
+    never reports an error-only batch as a reward of 0.
+    """
+    summary: dict[str, Any] = {"n": len(verdicts)}
+    summary.update({s: sum(v.status == s for v in verdicts) for s in STATUSES})
+    ok_rewards = [v.reward for v in verdicts if v.scored]
+    summary["reward_mean"] = sum(ok_rewards) / len(ok_rewards) if ok_rewards else None
+    summary["latency_mean_s"] = sum(v.latency_s for v in verdicts) / len(verdicts) if verdicts else None
+    return summary
