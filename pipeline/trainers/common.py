@@ -56,7 +56,9 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
     from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 
     torch.set_num_threads(cfg.threads)
-    accelerator = Accelerator()
+    # The scheduler steps once per optimiser step of the global batch, however many processes
+    # share it (accelerate's default steps it once per process).
+    accelerator = Accelerator(step_scheduler_with_optimizer=False)
     set_seed(cfg.seed)
     source = resolve_model(init or cfg.model.name, cfg.model)
     tokenizer = load_tokenizer(source)

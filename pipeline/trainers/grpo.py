@@ -93,18 +93,10 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         train_seconds += time.perf_counter() - started
 
         # --- log, evaluate, checkpoint
-        ok = valid.sum().item()
-        lengths = torch.tensor([len(c) for c in rollouts.completion_ids], dtype=torch.float32)
         row = {
             "step": step,
-            "reward_mean": rewards[valid].mean().item() if ok else None,
-            "reward_std": rewards[valid].std().item() if ok > 1 else None,
-            "accuracy": (rewards[valid] > 0).float().mean().item() if ok else None,
-            "groups_kept": len(kept) // g.group_size if kept else 0,
-            "completion_len": lengths.mean().item(),
-            "truncated_frac": sum(rollouts.truncated) / len(rollouts.truncated),
+            **_rollout_stats(acc, rewards, valid, keep, rollouts, verdicts),
             "lr": scheduler.get_last_lr()[0],
-            **{f"verdict_{s}": sum(v.status == s for v in verdicts) for s in ("ok", "timeout", "error")},
             **train_stats,
             **watch.pop(),
             "train_seconds": round(train_seconds, 3),
@@ -149,6 +141,31 @@ def masked_group_advantages(
     return advantages, keep
 
 
+def _rollout_stats(acc, rewards, valid, keep, rollouts, verdicts) -> dict[str, Any]:
+    """Reward, accuracy, length and verdict statistics of the step, summed over all processes."""
+    g = rollouts.group_size
+    ok_rewards = rewards[valid]
+    local = torch.tensor([
+        len(verdicts), float(valid.sum()), sum(v.status == "timeout" for v in verdicts),
+        sum(v.status == "error" for v in verdicts), float(ok_rewards.sum()), float((ok_rewards**2).sum()),
+        float((ok_rewards > 0).sum()), sum(len(c) for c in rollouts.completion_ids), sum(rollouts.truncated),
+        float(keep.view(-1, g).any(dim=1).sum()),
+    ], dtype=torch.float64)
+    n, ok, timeout, error, r_sum, r_sq, correct, length, truncated, kept = acc.reduce(local.to(acc.device), "sum").tolist()
+    mean = r_sum / ok if ok else None
+    return {
+        "reward_mean": mean,
+        "reward_std": ((r_sq - ok * mean**2) / (ok - 1)) ** 0.5 if ok > 1 else None,
+        "accuracy": correct / ok if ok else None,
+        "groups_kept": int(kept),
+        "completion_len": length / n,
+        "truncated_frac": truncated / n,
+        "verdict_ok": int(ok),
+        "verdict_timeout": int(timeout),
+        "verdict_error": int(error),
+    }
+
+
 def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advantages: torch.Tensor,
               cfg: RunConfig, pad_id: int) -> dict[str, float]:
     g = cfg.grpo
@@ -178,7 +195,7 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
                 ref = completion_logprobs(reference, packed, temperature).clone()
         micro_batches.append((packed, old, ref, advantages[chunk].to(acc.device), weight_zero))
 
-    sums: dict[str, float] = {}
+    sums = dict.fromkeys(_LOSS_STATS, 0.0)
     for _ in range(g.epochs):
         for index, (packed, old, ref, adv, weight_zero) in enumerate(micro_batches):
             logps = completion_logprobs(model, packed, temperature)
@@ -191,12 +208,16 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
                 acc.backward(loss * weight)
             if not weight_zero:
                 for k, v in {"loss": loss, **stats}.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * share
+                    sums[k] += v.detach().item() * share
         grad_norm = acc.clip_grad_norm_(model.parameters(), g.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    # Stats: share-weighted over the batch, averaged over the passes.
-    return {k: v / g.epochs for k, v in sums.items()} | {"grad_norm": float(grad_norm)}
+    # Each process holds its share of the batch-wide statistic: their sum is the batch's.
+    totals = acc.reduce(torch.tensor([sums[k] for k in _LOSS_STATS], device=acc.device), "sum").tolist()
+    return {k: v / g.epochs for k, v in zip(_LOSS_STATS, totals)} | {"grad_norm": float(grad_norm)}
+
+
+_LOSS_STATS = ("loss", "pg_loss", "kl", "clip_fraction", "ratio_mean")
 
 
 def _share(packed: PackedBatch, aggregation: str, total_seqs: int, total_tokens: int) -> float:

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from pipeline.config import RunConfig
@@ -63,6 +64,7 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
             loss = sft_loss(logps, packed.completion_mask) * share * acc.num_processes
             acc.backward(loss)
             loss_value += loss.item() / acc.num_processes
+        loss_value = acc.reduce(torch.tensor(loss_value, device=acc.device), "sum").item()  # the global batch's
         grad_norm = acc.clip_grad_norm_(model.parameters(), s.max_grad_norm)
         optimizer.step()
         scheduler.step()
