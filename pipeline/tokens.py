@@ -85,12 +85,15 @@ def completion_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> 
     """
     from pipeline.losses import token_logprobs
 
-    tc = batch.completion_ids.shape[1]
+    t, tc = batch.input_ids.shape[1], batch.completion_ids.shape[1]
+    # Positions T-Tc-1 .. T-2 predict the completion tokens. An index tensor (not an int) makes the
+    # model return exactly those rows, contiguous, so no (B, Tc, V) copy is made to drop one.
+    keep = torch.arange(t - tc - 1, t - 1, device=batch.input_ids.device)
     logits = model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
-        logits_to_keep=tc + 1,
+        logits_to_keep=keep,
         use_cache=False,
-    ).logits[:, :-1]  # (B, Tc, V): position t predicts completion token t
+    ).logits  # (B, Tc, V)
     return token_logprobs(logits, batch.completion_ids, temperature=temperature)

@@ -53,3 +53,21 @@ def test_greedy_is_deterministic():
     a = engine.generate(prompts, 2, SamplingParams(max_new_tokens=4, greedy=True))
     b = engine.generate(prompts, 2, SamplingParams(max_new_tokens=4, greedy=True))
     assert a.completion_ids[0] == a.completion_ids[1] == b.completion_ids[0]
+
+
+def test_sampling_applies_no_hidden_top_k(monkeypatch):
+    # transformers fills an unset top_k with 50; the sampler must switch it off, or the completions
+    # come from a truncated distribution while their log-probs are those of the full one.
+    import transformers.generation.utils as generation
+
+    built = []
+    original = generation.TopKLogitsWarper.__init__
+
+    def record(self, *args, **kwargs):
+        built.append(kwargs.get("top_k", args[0] if args else None))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(generation.TopKLogitsWarper, "__init__", record)
+    model, tokenizer = _tiny()
+    HFRolloutEngine(model, tokenizer).generate([encode_prompt(tokenizer, "1+1=")], 2, SamplingParams(max_new_tokens=3))
+    assert built == []
