@@ -18,7 +18,7 @@ from pipeline.config import RunConfig, _OptimConfig, load_config
 from pipeline.errors import UserError
 from pipeline.metrics import MetricsLog, plot_metrics
 
-__all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "Stopwatch"]
+__all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "Stopwatch"]
 
 
 def stage_main(name: str, run: Callable[[RunConfig, str | None], dict[str, Any]], argv: list[str] | None = None) -> int:
@@ -119,6 +119,16 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
     if state["step"]:
         print(f"{ctx.stage_dir.name}: resumed from step {state['step']}", file=sys.stderr)
     return Training(model, optimizer, scheduler, checkpointer, log, state)
+
+
+def progress_bar(ctx: StageContext, total: int, initial: int):
+    """A tqdm bar on the main process; when stderr is not a terminal (a flow's log), a line every 10 s."""
+    from tqdm.auto import tqdm
+
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr,
+                disable=not ctx.accelerator.is_main_process, mininterval=0.2 if interactive else 10,
+                dynamic_ncols=interactive)
 
 
 class Stopwatch:

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.config import RunConfig
 from pipeline.data import build_task_data
@@ -26,7 +25,7 @@ from pipeline.losses import group_advantages, grpo_loss
 from pipeline.rollout import SamplingParams, make_engine
 from pipeline.scoring import Scorer
 from pipeline.tokens import PackedBatch, completion_logprobs, encode_prompt, pack
-from pipeline.trainers.common import Stopwatch, prepare_training, setup_stage, stage_main
+from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, setup_stage, stage_main
 
 __all__ = ["train_grpo", "masked_group_advantages"]
 
@@ -45,8 +44,8 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     if reference is not None:
         reference = reference.to(acc.device)
     engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
-    r = cfg.rollout
-    sampling = SamplingParams(r.temperature, r.top_p, r.max_new_tokens, min_new_tokens=r.min_new_tokens)
+    sampling = SamplingParams(cfg.rollout.temperature, cfg.rollout.top_p, cfg.rollout.max_new_tokens,
+                              min_new_tokens=cfg.rollout.min_new_tokens)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
     def evaluate() -> float:
@@ -58,10 +57,11 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         log.log({"step": 0, "eval_accuracy": start_accuracy})
     watch = Stopwatch()
     prompts_here = list(range(acc.process_index, g.prompts_per_step, acc.num_processes))
-    bar = tqdm(total=g.steps, initial=step, desc="grpo", disable=not acc.is_main_process, file=sys.stderr)
+    bar = progress_bar(ctx, g.steps, step)
     while step < g.steps and not (g.max_seconds and train_seconds >= g.max_seconds):
         started = time.perf_counter()
-        torch.manual_seed(cfg.seed * 1_000_003 + step)  # sampling is a function of (seed, step)
+        # Sampling is a function of (seed, step, process): a resumed run samples what the killed one would have.
+        torch.manual_seed(cfg.seed * 1_000_003 + step + acc.process_index * 2**40)
 
         # --- roll out: this process's share of the step's prompts, G completions each
         batch_rows = data.rl_batch(step, g.prompts_per_step)

@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler, build_task_data
@@ -20,7 +19,7 @@ from pipeline.losses import sft_loss
 from pipeline.rollout import make_engine
 from pipeline.scoring import Scorer
 from pipeline.tokens import completion_logprobs, encode_demonstration, pack
-from pipeline.trainers.common import prepare_training, setup_stage, stage_main
+from pipeline.trainers.common import prepare_training, progress_bar, setup_stage, stage_main
 
 __all__ = ["train_sft"]
 
@@ -46,7 +45,7 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         return heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, tokens, data.system)["accuracy"]
 
     loss_value = None
-    bar = tqdm(total=s.steps, initial=step, desc="sft", disable=not acc.is_main_process, file=sys.stderr)
+    bar = progress_bar(ctx, s.steps, step)
     while step < s.steps and not (s.max_seconds and train_seconds >= s.max_seconds):
         started = time.perf_counter()
         # --- one optimiser step over a global batch, split across processes and micro-batches
