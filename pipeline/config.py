@@ -79,7 +79,7 @@ class ArithmeticTaskConfig(_Strict):
     )
     max_operand: int = Field(99, ge=1, le=10**9, description="Operands are drawn from 0..max_operand")
     num_operands: int = Field(2, ge=2, le=5, description="Operands per problem")
-    sft_size: int = Field(2000, ge=0, le=10**7, description="Labelled demonstrations SFT may see")
+    sft_size: int = Field(1000, ge=0, le=10**7, description="Labelled demonstrations SFT may see")
     eval_size: int = Field(500, ge=1, le=10**6, description="Held-out problems for evaluation")
     seed: int = Field(1234, description="Seed of the problem generator (independent of the run seed)")
     verifier: str = Field("math", description="Verifier that scores the answers")
@@ -142,7 +142,7 @@ class _OptimConfig(_Strict):
 class SFTConfig(_OptimConfig):
     """Supervised fine-tuning on demonstrations, loss on the completion tokens only."""
 
-    steps: int = Field(600, ge=0, description="Optimiser steps")
+    steps: int = Field(1000, ge=0, description="Optimiser steps")
     batch_size: int = Field(128, ge=1, description="Sequences per optimiser step")
     micro_batch_size: int = Field(128, ge=1, description="Sequences per forward pass")
     max_length: int = Field(128, ge=8, description="Truncate prompt+response to this many tokens")
@@ -153,7 +153,7 @@ class GRPOConfig(_OptimConfig):
     """Group Relative Policy Optimisation."""
 
     lr: float = Field(5e-4, gt=0, le=1, description="Peak learning rate (AdamW)")
-    steps: int = Field(300, ge=0, description="GRPO steps (one rollout batch each)")
+    steps: int = Field(800, ge=0, description="GRPO steps (one rollout batch each)")
     prompts_per_step: int = Field(128, ge=1, description="Prompts sampled per step")
     group_size: int = Field(4, ge=2, le=1024, description="Completions per prompt (G)")
     epochs: int = Field(1, ge=1, le=16, description="Optimisation passes over each rollout batch")

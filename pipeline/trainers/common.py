@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.checkpoint import Checkpointer, export_model
-from pipeline.config import RunConfig, _OptimConfig, load_config
-from pipeline.errors import UserError
+from pipeline.checkpoint import STATE_FILE, Checkpointer, export_model
+from pipeline.config import RunConfig, _OptimConfig, config_hash, load_config
+from pipeline.errors import ConfigError, UserError
 from pipeline.metrics import MetricsLog, plot_metrics
 
 __all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "Stopwatch"]
@@ -45,6 +45,13 @@ class StageContext:
     accelerator: Any
     tokenizer: Any
     model: Any
+    init: str  # the model this stage started from
+
+    @property
+    def identity(self) -> str:
+        """What a checkpoint must have been trained on to be resumed here: same model, same task,
+        same starting point. (Step counts, intervals and budgets may change between runs.)"""
+        return config_hash(self.cfg.model) + config_hash(self.cfg.task) + str(self.init)
 
 
 def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
@@ -66,7 +73,8 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
     model.config.use_cache = True
     stage_dir = cfg.output_path / stage
     stage_dir.mkdir(parents=True, exist_ok=True)
-    return StageContext(cfg=cfg, stage_dir=stage_dir, accelerator=accelerator, tokenizer=tokenizer, model=model)
+    return StageContext(cfg=cfg, stage_dir=stage_dir, accelerator=accelerator, tokenizer=tokenizer, model=model,
+                        init=init or cfg.model.name)
 
 
 def make_optimizer(model, opt: _OptimConfig, total_steps: int):
@@ -93,14 +101,16 @@ class Training:
     log: MetricsLog
     state: dict[str, Any]  # at least "step" and "train_seconds" (restored from the checkpoint)
 
+    identity: str = ""
+
     def save(self, step: int, **state: Any) -> None:
-        self.checkpointer.save(step, state)
+        self.checkpointer.save(step, {"identity": self.identity, **state})
 
     def finish(self, ctx: StageContext, step: int, state: dict[str, Any], plot_keys: list[str], title: str) -> Path:
         """Checkpoint the last step (unless just done), export the model, plot the metrics."""
         done = self.checkpointer.checkpoints()
         if not done or done[-1][0] != step:
-            self.checkpointer.save(step, state)
+            self.save(step, **state)
         final = export_model(ctx.accelerator, self.model, ctx.tokenizer, ctx.stage_dir / "final")
         if ctx.accelerator.is_main_process:
             plot_metrics(ctx.stage_dir / "metrics.jsonl", ctx.stage_dir / "metrics.png", plot_keys, title)
@@ -114,11 +124,19 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
     optimizer, scheduler = make_optimizer(ctx.model, opt, total_steps)
     model, optimizer, scheduler = acc.prepare(ctx.model, optimizer, scheduler)
     checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints)
+    found = checkpointer.checkpoints()
+    if found:
+        saved = json.loads((found[-1][1] / STATE_FILE).read_text()).get("identity")
+        if saved != ctx.identity:
+            raise ConfigError(
+                f"{found[-1][1]}: this checkpoint was trained with another model, task or starting model; "
+                f"use a new output_dir, or delete {ctx.stage_dir} to start this stage over"
+            )
     state = checkpointer.restore_latest() or {"step": 0, "train_seconds": 0.0}
     log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process)
     if state["step"]:
         print(f"{ctx.stage_dir.name}: resumed from step {state['step']}", file=sys.stderr)
-    return Training(model, optimizer, scheduler, checkpointer, log, state)
+    return Training(model, optimizer, scheduler, checkpointer, log, state, identity=ctx.identity)
 
 
 def progress_bar(ctx: StageContext, total: int, initial: int):

@@ -44,3 +44,14 @@ def test_rerun_resumes_from_the_last_checkpoint_and_continues(tiny_cfg, capfd):
     assert steps == [1, 2, 3, 4, 5, 6]
     state = json.loads((tiny_cfg.output_path / "sft" / "ckpt-0000006" / "trainer_state.json").read_text())
     assert state["step"] == 6
+
+
+def test_a_checkpoint_of_another_task_is_not_resumed(tiny_cfg):
+    import pytest
+
+    from pipeline.errors import ConfigError
+
+    train_sft(tiny_cfg)
+    other = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"operations": ["*"]})})
+    with pytest.raises(ConfigError, match="another model, task or starting model"):
+        train_sft(other)
