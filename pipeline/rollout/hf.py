@@ -53,7 +53,8 @@ class HFRolloutEngine:
             do_sample=not sampling.greedy,
             temperature=None if sampling.greedy else sampling.temperature,
             top_p=None if sampling.greedy else sampling.top_p,
-            top_k=0,  # None would fall back to transformers' default of 50; 0 disables top-k
+            # Unset, top_k falls back to transformers' default of 50; 0 disables it (greedy has none).
+            top_k=None if sampling.greedy else 0,
             max_new_tokens=sampling.max_new_tokens,
             min_new_tokens=sampling.min_new_tokens or None,
             eos_token_id=self.eos_ids,

@@ -105,7 +105,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
             row["eval_accuracy"] = evaluate()
         log.log(row)
         bar.update(1)
-        bar.set_postfix(reward=f"{row['reward_mean'] or 0:.3f}", kl=f"{row.get('kl', 0):.4f}")
+        bar.set_postfix(reward=f"{row['reward_mean'] or 0:.3f}", kl=f"{row.get('kl', 0):.4f}", refresh=False)
         if step % g.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, start_accuracy=start_accuracy)
     bar.close()

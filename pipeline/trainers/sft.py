@@ -75,7 +75,7 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         log.log({"step": step, "loss": loss_value, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
                  "tokens": total_tokens, "train_seconds": round(train_seconds, 3)})
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}")
+        bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
         if s.eval_every and step % s.eval_every == 0 and acc.is_main_process:
             log.log({"step": step, "eval_accuracy": evaluate()})
         if step % s.checkpoint_every == 0:
