@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline.errors import ConfigError
+
 __all__ = ["atomic_directory", "Checkpointer", "export_model"]
 
 STATE_FILE = "trainer_state.json"
@@ -69,10 +71,13 @@ def _fsync_tree(root: Path) -> None:
 class Checkpointer:
     """Saves and restores the training state of one stage through an `accelerate.Accelerator`."""
 
-    def __init__(self, stage_dir: Path, accelerator, keep: int = 2):
+    def __init__(self, stage_dir: Path, accelerator, keep: int = 2, identity: str = ""):
         self.stage_dir = Path(stage_dir)
         self.accelerator = accelerator
         self.keep = keep
+        # What the training state depends on (model, task, starting point): written into every
+        # checkpoint, and a checkpoint with another identity is refused rather than resumed.
+        self.identity = identity
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """Complete checkpoints, oldest first (a directory without its state file is ignored)."""
@@ -92,7 +97,8 @@ class Checkpointer:
             with _quiet_tied_weights():
                 accelerator.save_state(str(tmp))
             if accelerator.is_main_process:
-                (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}, indent=1))
+                record = {"step": step, "identity": self.identity, **state}
+                (tmp / STATE_FILE).write_text(json.dumps(record, indent=1))
 
         # Every process writes its shards into the temp directory; only the main one renames.
         if accelerator.num_processes == 1:
@@ -116,8 +122,14 @@ class Checkpointer:
         if not found:
             return None
         _, path = found[-1]
+        state = json.loads((path / STATE_FILE).read_text())
+        if state.get("identity", "") != self.identity:
+            raise ConfigError(
+                f"{path}: this checkpoint was trained with another model, task or starting model; "
+                f"use a new output_dir, or delete {self.stage_dir} to start this stage over"
+            )
         self.accelerator.load_state(str(path))
-        return json.loads((path / STATE_FILE).read_text())
+        return state
 
 
 def export_model(accelerator, model, tokenizer, target: Path) -> Path:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.checkpoint import STATE_FILE, Checkpointer, export_model
+from pipeline.checkpoint import Checkpointer, export_model
 from pipeline.config import RunConfig, _OptimConfig, config_hash, load_config
-from pipeline.errors import ConfigError, UserError
+from pipeline.errors import UserError
 from pipeline.metrics import MetricsLog, plot_metrics
 
 __all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "Stopwatch"]
@@ -101,10 +101,8 @@ class Training:
     log: MetricsLog
     state: dict[str, Any]  # at least "step" and "train_seconds" (restored from the checkpoint)
 
-    identity: str = ""
-
     def save(self, step: int, **state: Any) -> None:
-        self.checkpointer.save(step, {"identity": self.identity, **state})
+        self.checkpointer.save(step, state)
 
     def finish(self, ctx: StageContext, step: int, state: dict[str, Any], plot_keys: list[str], title: str) -> Path:
         """Checkpoint the last step (unless just done), export the model, plot the metrics."""
@@ -123,20 +121,12 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
     ctx.model.train()
     optimizer, scheduler = make_optimizer(ctx.model, opt, total_steps)
     model, optimizer, scheduler = acc.prepare(ctx.model, optimizer, scheduler)
-    checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints)
-    found = checkpointer.checkpoints()
-    if found:
-        saved = json.loads((found[-1][1] / STATE_FILE).read_text()).get("identity")
-        if saved != ctx.identity:
-            raise ConfigError(
-                f"{found[-1][1]}: this checkpoint was trained with another model, task or starting model; "
-                f"use a new output_dir, or delete {ctx.stage_dir} to start this stage over"
-            )
+    checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints, identity=ctx.identity)
     state = checkpointer.restore_latest() or {"step": 0, "train_seconds": 0.0}
     log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process)
     if state["step"]:
         print(f"{ctx.stage_dir.name}: resumed from step {state['step']}", file=sys.stderr)
-    return Training(model, optimizer, scheduler, checkpointer, log, state, identity=ctx.identity)
+    return Training(model, optimizer, scheduler, checkpointer, log, state)
 
 
 def progress_bar(ctx: StageContext, total: int, initial: int):

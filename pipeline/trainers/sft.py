@@ -38,11 +38,13 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
 
-    def evaluate() -> float:
+    if s.eval_every:  # held-out accuracy during SFT: the engine shares the policy's weights
         engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
         scorer = Scorer(cfg.verifiers, data.verifier_names())
-        tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
-        return heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, tokens, data.system)["accuracy"]
+        eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
+
+    def evaluate() -> float:
+        return heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, eval_tokens, data.system)["accuracy"]
 
     loss_value = None
     bar = progress_bar(ctx, s.steps, step)

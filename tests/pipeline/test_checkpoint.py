@@ -49,6 +49,6 @@ def test_checkpointer_restores_model_optimizer_and_keeps_the_newest(tmp_path):
         for p in model.parameters():
             p.zero_()
     state = ckpt.restore_latest()
-    assert state == {"step": 3, "train_seconds": 3.0}
+    assert state == {"step": 3, "identity": "", "train_seconds": 3.0}
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     assert opt.state_dict()["state"][0]["step"] == 3
