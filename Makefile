@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test bench-learning bench-grpo-step
+.PHONY: setup run test bench-learning bench-grpo-step bench-math
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,3 +27,6 @@ bench-learning: setup
 
 bench-grpo-step: setup
 	$(PY) bench/grpo_step.py $(ARGS)
+
+bench-math: setup
+	$(PY) bench/math_verifier.py $(ARGS)

@@ -1,11 +1,16 @@
+"""The math verifier's contract: extraction, references, options, and that it is safe and never
+hangs, from the main thread and from worker threads. The equivalence rules are covered case by
+case in test_math_cases.py."""
+
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
 
-from verifiers.base import ERROR, OK, Verifier
-from verifiers.math import MathVerifier, extract_answer, parse_number
+from verifiers.base import ERROR, OK, TIMEOUT, Verifier
+from verifiers.math import MathVerifier, extract_answer, parse_answer
 
 GSM8K_SOLUTION = (
     "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
@@ -13,119 +18,75 @@ GSM8K_SOLUTION = (
     "#### 72"
 )
 
+
+@pytest.fixture(scope="module")
+def verifier():
+    with MathVerifier(timeout_s=2.0) as v:
+        yield v
+
+
 # (completion, reference, expected reward, expected status)
 CASES = [
-    # plain numbers and the last-number fallback
     ("72", 72, 1.0, OK),
-    ("72", "72", 1.0, OK),
-    ("71", 72, 0.0, OK),
     ("She sold 24 in May and 72 in total.", 72, 1.0, OK),
     ("She sold 72 in total, 24 in May.", 72, 0.0, OK),  # the last number decides
     ("I am not sure.", 72, 0.0, OK),
     ("", 72, 0.0, OK),
-    # boxed answers, nesting, several boxes
-    ("So the total is \\boxed{72}.", 72, 1.0, OK),
     ("First \\boxed{3}, then corrected: \\boxed{5}", 5, 1.0, OK),
     ("First \\boxed{3}, then corrected: \\boxed{5}", 3, 0.0, OK),
-    ("\\boxed{\\frac{1}{2}}", "0.5", 1.0, OK),
     ("\\boxed{\\boxed{7}}", 7, 1.0, OK),
-    ("$\\boxed{-\\dfrac{3}{4}}$", -0.75, 1.0, OK),
-    ("\\boxed{\\frac{1}{-2}}", "-1/2", 1.0, OK),
-    ("\\boxed{x = -5}", -5, 1.0, OK),
-    ("\\boxed{18 \\text{ dollars}}", 18, 1.0, OK),
-    ("\\boxed{\\$1{,}250}", 1250, 1.0, OK),
-    ("\\boxed{90^\\circ}", 90, 1.0, OK),
-    ("\\boxed{3\\frac{1}{2}}", "7/2", 1.0, OK),  # mixed number, not 31/2
-    ("\\boxed{\\sqrt{2}}", 2, 0.0, OK),  # symbolic: not a number, never "the 2 inside"
-    ("\\boxed{2x}", 2, 0.0, OK),
-    ("\\boxed{(1, 2)}", 2, 0.0, OK),
-    ("\\boxed{}", 0, 0.0, OK),
-    ("\\boxed{\\frac{1}{0}}", 0, 0.0, OK),
     ("The result is 12 then \\boxed{7", 12, 1.0, OK),  # unclosed box: fall back to the text
-    # GSM8K answers and references
     ("Thinking...\n#### 72", GSM8K_SOLUTION, 1.0, OK),
     ("She sold 48 + 24 = 72 clips.", GSM8K_SOLUTION, 1.0, OK),
-    ("#### 1,234", 1234, 1.0, OK),
-    ("#### 1,234", GSM8K_SOLUTION, 0.0, OK),
     ("#### 24\nso 72 in total", 72, 0.0, OK),  # the #### line is the answer
-    # "the answer is"
-    ("The answer is 42.", 42, 1.0, OK),
-    ("So the answer is: $-3$. Done.", -3, 1.0, OK),
-    ("The answer is 5 because 2 + 3 = 5 and 9 is too big", 5, 1.0, OK),
     ("The answer is 6. Wait, the answer is 7.", 7, 1.0, OK),
-    ("Answer: x^2 + 1 where x = 3", 3, 0.0, OK),  # a stated answer that is not a number
-    # signs, fractions vs decimals, separators, tolerance
-    ("-12", 12, 0.0, OK),
     ("\u221212", -12, 1.0, OK),  # unicode minus
-    ("1/4", 0.25, 1.0, OK),
-    ("0.3333333", "1/3", 1.0, OK),  # within rel_tol 1e-6
-    ("0.33", "1/3", 0.0, OK),
-    ("2.50", "5/2", 1.0, OK),
-    ("1,000,000", "1000000", 1.0, OK),
-    ("10,000.5", 10000.5, 1.0, OK),
-    ("1e3", 1000, 1.0, OK),
-    ("0.1", 0.1, 1.0, OK),  # float reference read as the decimal it prints as
-    ("0", 0, 1.0, OK),
+    ("0.1", 0.1, 1.0, OK),  # a float reference is the decimal it prints as
     ("0.0000001", 0, 0.0, OK),  # zero only matches zero
-    ("50%", 50, 1.0, OK),
-    ("50%", 0.5, 0.0, OK),  # a percentage is never its fraction
-    ("The price was $18.", "$18.00", 1.0, OK),
-    ("x^2", 2, 0.0, OK),  # an exponent is not a number on its own
-    ("v2", 2, 0.0, OK),
-    # references that cannot be trusted: masked, not scored
-    ("72", "seventy-two", 0.0, ERROR),
+    ("1000001", 1000000, 0.0, OK),  # integers compare exactly, whatever rel_tol
+    ("0.5", Decimal("0.5"), 1.0, OK),
+    ("3/4", Fraction(3, 4), 1.0, OK),
+    # references that cannot be trusted are masked, not scored
     ("72", "The clips were sold in April and May.", 0.0, ERROR),
-    ("72", "She sold 24 in May and 72 in all.", 0.0, ERROR),  # gold text needs a marked answer
-    ("72", "\\sqrt{2}", 0.0, ERROR),
+    ("72", "She sold 24 in May and 72 in all.\nThat is all.", 0.0, ERROR),  # gold text needs a marked answer
     ("72", None, 0.0, ERROR),
     ("72", float("nan"), 0.0, ERROR),
     ("1", True, 0.0, ERROR),
-    ("72", "#### unknown", 0.0, ERROR),
+    ("72", "#### 3 +* 4", 0.0, ERROR),
 ]
 
 
 @pytest.mark.parametrize("completion, reference, reward, status", CASES)
-def test_math_cases(completion, reference, reward, status):
-    (verdict,) = MathVerifier().verify([completion], [reference])
+def test_contract_cases(verifier, completion, reference, reward, status):
+    (verdict,) = verifier.verify([completion], [reference])
     assert (verdict.reward, verdict.status) == (reward, status), verdict.reason
-    assert verdict.latency_s > 0
+    assert verdict.latency_s >= 0
 
 
 def test_wrong_answers_say_why_and_rewards_are_configurable():
-    verifier = MathVerifier(reward_correct=2.0, reward_wrong=-1.0)
-    right, wrong, garbage = verifier.verify(["\\boxed{3}", "\\boxed{4}", "\\boxed{\\pi}"], [3, 3, 3])
+    v = MathVerifier(reward_correct=2.0, reward_wrong=-1.0)
+    right, wrong, symbolic_right = v.verify(["\\boxed{3}", "\\boxed{4}", "\\boxed{2\\sqrt{3}}"], [3, 3, "\\sqrt{12}"])
     assert (right.reward, right.reason) == (2.0, "")
     assert (wrong.reward, wrong.reason) == (-1.0, "answer 4 != reference 3")
-    assert (garbage.reward, garbage.reason) == (-1.0, "answer '\\\\pi' is not a number")
+    assert symbolic_right.reward == 2.0
 
 
 def test_require_boxed_scores_an_unboxed_answer_as_wrong():
-    verifier = MathVerifier(require_boxed=True)
-    unboxed, boxed = verifier.verify(["The answer is 72.", "\\boxed{72}"], [72, 72])
+    unboxed, boxed = MathVerifier(require_boxed=True).verify(["The answer is 72.", "\\boxed{72}"], [72, 72])
     assert (unboxed.reward, unboxed.status, unboxed.reason) == (0.0, OK, "no \\boxed answer")
     assert (boxed.reward, boxed.status) == (1.0, OK)
 
 
-def test_bad_reference_is_an_error_even_when_the_answer_is_unboxed():
-    (verdict,) = MathVerifier(require_boxed=True).verify(["72"], ["n/a"])
-    assert verdict.status == ERROR and "reference 'n/a'" in verdict.reason
-
-
-def test_rel_tol_is_configurable():
-    # |100.5 - 100| / 100.5 ~ 0.005: inside 1e-2, outside the default 1e-6
-    assert MathVerifier(rel_tol=1e-2).verify(["100.5"], [100])[0].reward == 1.0
-    assert MathVerifier().verify(["100.5"], [100])[0].reward == 0.0
-    assert MathVerifier(rel_tol=0).verify(["0.5"], [Decimal("0.5")])[0].reward == 1.0
-
-
-def test_verifier_satisfies_the_protocol_and_checks_lengths():
-    assert isinstance(MathVerifier(), Verifier)
+def test_verifier_satisfies_the_protocol_and_checks_lengths(verifier):
+    assert isinstance(verifier, Verifier)
     with pytest.raises(ValueError):
-        MathVerifier().verify(["1", "2"], [1])
+        verifier.verify(["1", "2"], [1])
 
 
 @pytest.mark.parametrize(
-    "options", [{"rel_tol": -1e-3}, {"reward_correct": float("inf")}, {"reward_wrong": "0"}]
+    "options",
+    [{"rel_tol": -1e-3}, {"reward_correct": float("inf")}, {"reward_wrong": "0"}, {"percent": "half"},
+     {"timeout_s": 0}, {"workers": 0}],
 )
 def test_invalid_options_are_refused(options):
     with pytest.raises(ValueError):
@@ -135,48 +96,134 @@ def test_invalid_options_are_refused(options):
 @pytest.mark.parametrize(
     "text, answer",
     [
-        ("a \\boxed{\\frac{1}{\\boxed{2}}} b", "2"),  # the last box opened is the inner one
+        ("a \\boxed{\\frac{1}{\\boxed{2}}} b", "2"),  # the box opened last
         ("\\boxed{a{b}c} and more", "a{b}c"),
+        ("\\fbox{\\{1, 2\\}}", "\\{1, 2\\}"),  # escaped braces do not nest
         ("step\n#### 1,234\n", "1,234"),
-        ("The final answer is 3/4, I think", "3/4"),
-        ("5 apples and 7 pears", "7"),
-        ("no digits here", None),
+        ("The final answer is 3/4.", "3/4"),
+        ("So the answer is: $-3$.", "$-3$"),
+        ("La respuesta es 12.", "12"),
+        ("Ответ: 5", "5"),
+        ("答案是 7", "7"),
+        ("5 apples and 7 pears are left over here", "7"),
+        ("Hence we get $x = 5$ as the result, after some work on it.", "x = 5"),
+        ("3/4", "3/4"),  # a bare answer is its own answer
+        ("2x+1", "2x+1"),
+        ("no digits here at all", None),
     ],
 )
 def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
 
 
-@pytest.mark.parametrize(
-    "text, value",
-    [
-        ("1,234", Fraction(1234)),
-        ("-0.25", Fraction(-1, 4)),
-        ("\\tfrac{3}{6}", Fraction(1, 2)),
-        ("\\frac12", Fraction(1, 2)),
-        ("-2\\frac{1}{4}", Fraction(-9, 4)),
-        ("12 / 4", Fraction(3)),
-        ("1,2", None),  # not a thousands separator: a list
-        ("2+3", None),  # arithmetic is not evaluated
-        ("__import__('os')", None),
-    ],
-)
-def test_parse_number(text, value):
-    assert parse_number(text) == value
+def test_parse_builds_a_tree_and_never_evaluates():
+    assert parse_answer("\\frac12") == ("div", ("num", Fraction(1), False), ("num", Fraction(2), False))
+    assert parse_answer("50\\%")[0] == "percent"
+    assert parse_answer("(1, 2]") [0] == "interval"
+    assert parse_answer("\\text{Monday}") == ("text", "monday")
 
 
-@pytest.mark.parametrize(
-    "completion",
-    [
-        "\\boxed{" * 20_000,  # unclosed boxes: brace matching must stay linear
-        "1" * 5_000 + "\\frac{1}{2}",  # int() refuses more than 4300 digits
-        "\\boxed{1e99999999}",  # Fraction would build a 100-million-digit integer
-        "\\boxed{1" + " a" * 50_000 + "}",
-    ],
-)
-def test_hostile_completions_are_scored_quickly(completion):
+HOSTILE = [
+    "__import__('os').system('touch {marker}')",
+    "\\boxed{__import__('os').system('touch {marker}')}",
+    "eval(\"__import__('os').system('touch {marker}')\")",
+    "exec('import os; os.system(\"touch {marker}\")')",
+    "lambda: __import__('os').system('touch {marker}')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "Symbol('x').__class__.__init__.__globals__['os'].system('touch {marker}')",
+]
+
+
+@pytest.mark.parametrize("template", HOSTILE)
+def test_hostile_text_is_never_executed_as_answer_or_reference(tmp_path, verifier, template):
+    marker = tmp_path / "pwned"
+    text = template.replace("{marker}", str(marker))
+    verdicts = verifier.verify([text, "1", text], ["1", text, text])
+    assert not marker.exists()
+    assert all(v.reward == 0.0 or v.status != OK for v in verdicts[:2])
+
+
+PATHOLOGICAL = [
+    "5^(5^(5^5))",
+    "\\boxed{5^{5^{5^{5}}}}",
+    "10^{10^{10}}",
+    "9^9^9^9",
+    "(x+1)^{100000}",
+    "x^{10^{10}}",
+    "1000000!",
+    "\\binom{10^{9}}{5000}",
+    "2" * 100_000,  # a 100,000-character answer
+    "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",  # deeply nested braces
+    "\\frac{1}{" * 3000 + "2" + "}" * 3000,
+    "(" * 10_000 + "1" + ")" * 10_000,
+    "\\boxed{" * 20_000,  # unclosed boxes: brace matching stays linear
+    "\\sin(10^{300})^{10^{3}} + \\sqrt{2}^{\\sqrt{2}^{\\sqrt{2}^{\\sqrt{2}}}}",
+    "\\boxed{1" + " a" * 50_000 + "}",
+]
+BUDGET_S = 2.0
+
+
+def _check_budget(verifier, answers):
     start = time.perf_counter()
-    (verdict,) = MathVerifier().verify([completion], [12])
-    assert (verdict.reward, verdict.status) == (0.0, OK)
-    assert len(verdict.reason) < 120
-    assert time.perf_counter() - start < 1.0
+    verdicts = verifier.verify(answers, ["5"] * len(answers))
+    elapsed = time.perf_counter() - start
+    for answer, v in zip(answers, verdicts):
+        assert v.status in (OK, TIMEOUT, ERROR) and v.reward == 0.0, (answer[:40], v)
+        assert v.latency_s <= BUDGET_S + 0.5, (answer[:40], v)
+    return elapsed, verdicts
+
+
+def test_pathological_answers_return_within_the_budget_from_the_main_thread(verifier):
+    for answer in PATHOLOGICAL:  # one at a time: each must come back within its own budget
+        elapsed, _ = _check_budget(verifier, [answer])
+        assert elapsed < BUDGET_S + 1.0, (answer[:40], elapsed)
+
+
+def test_pathological_answers_return_within_the_budget_from_worker_threads(verifier):
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda a: _check_budget(verifier, [a]), PATHOLOGICAL))
+    # Calls are served one at a time, so a thread may wait for others' budgets; each answer's own
+    # time in a worker stays within the budget (checked inside), and the whole lot is bounded.
+    assert sum(elapsed for elapsed, _ in results) < len(PATHOLOGICAL) * (BUDGET_S + 1.0) * 4
+
+
+def test_an_answer_over_budget_is_a_timeout_verdict_not_a_score():
+    # A budget far below what any sympy comparison needs: the worker is killed and replaced.
+    with MathVerifier(timeout_s=0.001) as v:
+        slow, quick = v.verify(["(x+1)^{50}"] * 1 + ["7"], ["(1+x)^{50}", "7"])
+    assert (slow.status, slow.reward, slow.scored) == (TIMEOUT, 0.0, False)
+    assert "0.001s" in slow.reason
+    assert (quick.status, quick.reward) == (OK, 1.0)  # numbers never wait for the pool
+
+
+def test_thread_pool_gives_the_main_thread_verdicts():
+    answers = ["x < -1 \\text{ or } x > 2", "2x+2", "\\sqrt{2}/2", "0.333", "\\{1,2\\}", "x > 3", "y = 2x+1", "(B)", "50\\%", "7", "2y"]
+    golds = ["(-\\infty, -1) \\cup (2, \\infty)", "2(x+1)", "\\frac{1}{\\sqrt2}", "1/3", "\\{2,1\\}", "(3, \\infty)", "2x - y + 1 = 0", "B", "0.5", "8", "2x"]
+    main = [(v.reward, v.status) for v in MathVerifier(cache_size=0).verify(answers, golds)]
+    assert main == [(1.0, OK), (1.0, OK), (1.0, OK), (0.0, OK), (1.0, OK), (1.0, OK), (1.0, OK), (1.0, OK), (1.0, OK),
+                    (0.0, OK), (0.0, OK)]
+
+    def score(i):
+        return [(v.reward, v.status) for v in MathVerifier(cache_size=0).verify(answers[i:] + answers[:i],
+                                                                                golds[i:] + golds[:i])]
+
+    with ThreadPoolExecutor(4) as pool:
+        rotated = list(pool.map(score, range(len(answers))))
+    for i, got in enumerate(rotated):
+        assert got == main[i:] + main[:i]
+
+
+def test_repeated_pairs_come_from_the_cache(verifier):
+    first = verifier.verify(["x^2 - 1"], ["(x-1)(x+1)"])
+    hits = verifier.cache_hits
+    again = verifier.verify(["x^2 - 1"] * 3, ["(x-1)(x+1)"] * 3)
+    assert [v.reward for v in first + again] == [1.0] * 4
+    assert verifier.cache_hits == hits + 3
+
+
+def test_numbers_are_decided_without_starting_the_pool():
+    v = MathVerifier(workers=1, timeout_s=1.25, prestart=False)  # settings no other test uses
+    v.verify(["\\boxed{72}", "1,234", "50%"], [72, "1234", "0.5"])
+    from verifiers.math.verifier import _pools
+
+    assert (1, 1.25, v.memory_mb) not in _pools

@@ -1,0 +1,606 @@
+r"""The `math` verifier's case table: (prediction, gold, expected, rule), written by hand.
+
+Each expected verdict follows the documented defaults of `verifiers.math.MathVerifier` and is
+what a careful human grader would say; none depends on how an implementation gets there. The
+`rule` tag names the rule a case exercises; every rule has cases that must be equal and near
+misses that must not.
+
+    extraction    1  last \boxed / \fbox, GSM8K `####`, "the answer is" in seven languages,
+                     else the last number or $...$ expression; golds extracted the same way
+    numbers       2  thousands separators, decimals vs fractions, rel_tol 1e-6
+    percent       3  "either": 50% equals 50 and 0.5
+    mixed         4  3\frac{1}{2} = 7/2 = 3 1/2
+    radicals      5  radicals, pi, e
+    scientific    6  1.5 \times 10^3 = 1500 = 1.5e3
+    units         7  units and currency stripped
+    text          8  \text{...} answers as normalised text
+    choice        9  multiple-choice letters
+    sets         10  sets unordered, tuples ordered, bare lists unordered
+    intervals    11  intervals and unions
+    matrices     12  pmatrix / bmatrix, entries as expressions
+    equations    13  lone-variable assignments, equations up to a non-zero multiple
+    inequalities 14  inequalities, and their intervals
+    symbolic     15  symbolic equivalence; different variables differ
+    no_answer    16  no answer scores 0 (status ok); an unreadable gold is an error
+    hostile      17  code-like text is never executed
+
+`status` lists the verdict statuses a case accepts. A wrong answer is a judgement (status ok): a
+timeout or error there would mask a wrong answer out of training, so only unreadable golds expect
+"error", and hostile predictions may be refused with either status.
+
+`OPTION_CASES` holds (prediction, gold, options, expected) rows for the non-default options.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+__all__ = ["Case", "OptionCase", "CASES", "OPTION_CASES", "RULES", "SIDE_EFFECT_FILE"]
+
+OK_ONLY = ("ok",)
+ERROR_ONLY = ("error",)
+OK_OR_ERROR = ("ok", "error")
+
+# Hostile predictions try to create this file; the test asserts it never appears.
+SIDE_EFFECT_FILE = "/tmp/rlvr_math_cases_pwned"
+
+
+class Case(NamedTuple):
+    prediction: str
+    gold: str
+    expected: bool  # True: the verdict must be status ok with reward 1.0
+    rule: str
+    status: tuple[str, ...] = OK_ONLY  # the statuses the verdict may have
+
+
+class OptionCase(NamedTuple):
+    prediction: str
+    gold: str
+    options: dict[str, Any]  # MathVerifier(**options)
+    expected: bool
+
+
+RULES = (
+    "extraction", "numbers", "percent", "mixed", "radicals", "scientific", "units", "text",
+    "choice", "sets", "intervals", "matrices", "equations", "inequalities", "symbolic",
+    "no_answer", "hostile",
+)
+
+# Golds written as full solutions: MATH style (a \boxed) and GSM8K style (a #### line).
+GSM8K_CLIPS = (
+    "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+    "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n"
+    "#### 72"
+)
+GSM8K_EGGS = (
+    "Janet's ducks lay 16 eggs per day. She eats 3 and bakes with 4, so she sells "
+    "16 - 3 - 4 = <<16-3-4=9>>9 eggs.\n"
+    "She makes 9 * 2 = <<9*2=18>>18 dollars every day at the farmers' market.\n"
+    "#### 18"
+)
+GSM8K_BIG = (
+    "The factory makes 1,234 units a day for 1,000 days, so it makes "
+    "1234 * 1000 = <<1234*1000=1234000>>1234000 units.\n"
+    "#### 1,234,000"
+)
+MATH_HALF = (
+    "There are $\\binom{4}{2} = 6$ ways to pick two coins, and 3 of them give one head and "
+    "one tail, so the probability is $\\frac{3}{6} = \\boxed{\\frac{1}{2}}$."
+)
+MATH_SQRT = (
+    "By the Pythagorean theorem the diagonal of the unit square is "
+    "$\\sqrt{1^2 + 1^2} = \\boxed{\\sqrt{2}}$."
+)
+MATH_POINT = (
+    "Solving the two equations together, $x = 1$ and then $y = 2x = 2$, so the lines meet at "
+    "$\\boxed{(1,2)}$."
+)
+MATH_INTERVAL = (
+    "The expression under the root must be non-negative: $x^2 - 1 \\ge 0$. Hence the domain is "
+    "$\\boxed{(-\\infty,-1]\\cup[1,\\infty)}$."
+)
+MATH_MATRIX = (
+    "Multiplying row by column, $\\mathbf{A}\\mathbf{B} = "
+    "\\boxed{\\begin{pmatrix} 19 & 22 \\\\ 43 & 50 \\end{pmatrix}}$."
+)
+MATH_LINE = (
+    "The slope is $\\frac{5 - 1}{2 - 0} = 2$ and the intercept is 1, so the line is "
+    "$\\boxed{y = 2x + 1}$."
+)
+MATH_SYMBOLIC = (
+    "Expanding, $(x+1)^2 - (x-1)^2 = (x^2 + 2x + 1) - (x^2 - 2x + 1) = \\boxed{4x}$."
+)
+MATH_TEXT = (
+    "Counting 100 days forward from a Thursday: $100 = 14 \\cdot 7 + 2$, so we move two days "
+    "forward, which is $\\boxed{\\text{Saturday}}$."
+)
+MATH_CHOICE = (
+    "Only option (C) satisfies both inequalities, since $3 \\cdot 4 = 12 > 10$. "
+    "The answer is $\\boxed{\\text{(C)}}$."
+)
+
+
+def _cases() -> list[Case]:
+    c = Case
+    t, f = True, False
+    cases: list[Case] = []
+    add = cases.append
+
+    # ---------------------------------------------------------------- 1. extraction
+    R = "extraction"
+    add(c(r"First I got \boxed{5}, but wait, actually the sum is 7, so \boxed{7}.", "7", t, R))
+    add(c(r"First I got \boxed{5}, but wait, actually the sum is 7, so \boxed{7}.", "5", f, R))
+    add(c(r"Wait, actually \boxed{3}", "3", t, R))
+    add(c(r"The total is \fbox{12}.", "12", t, R))
+    add(c(r"The total is \fbox{12}.", "21", f, R))
+    add(c(r"So the probability is $\boxed{\frac{3}{4}}$.", "0.75", t, R))
+    add(c(r"So the probability is $\boxed{\frac{3}{4}}$.", "0.7", f, R))
+    add(c(r"\boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt3}{2}", t, R))
+    add(c("Adding the two days: 48 + 24 = 72.\n#### 72", "72", t, R))
+    add(c("Adding the two days: 48 + 24 = 72.\n#### 72", "48", f, R))
+    add(c("She sold 24 clips in May and 72 clips in total.\n#### 72", GSM8K_CLIPS, t, R))
+    add(c("She sold 48 clips in April and 24 clips in May.\n#### 24", GSM8K_CLIPS, f, R))
+    add(c("The answer is 42.", "42", t, R))
+    add(c("Answer: 3/4.", r"\frac{3}{4}", t, R))
+    add(c("Final answer: -8", "-8", t, R))
+    add(c("Final answer: -8", "8", f, R))
+    add(c(
+        "The answer is 12. Wait, let me double-check: 3 * 5 = 15, not 12.\nSo the answer is 15.",
+        "15", t, R))
+    add(c(
+        "The answer is 12. Wait, let me double-check: 3 * 5 = 15, not 12.\nSo the answer is 15.",
+        "12", f, R))
+    add(c("The answer is 8.\nI hope this helps!", "8", t, R))
+    add(c("Primero calculamos 3 por 4, que es 12, y luego sumamos 5. La respuesta es 17.", "17", t, R))
+    add(c("Primero calculamos 3 por 4, que es 12, y luego sumamos 5. La respuesta es 17.", "12", f, R))
+    add(c(r"On factorise puis on simplifie. Donc la réponse est $\frac{3}{4}$.", "0.75", t, R))
+    add(c("On additionne 19 et 23. La réponse est 42.", "24", f, R))
+    add(c("Wir multiplizieren 6 mit 7 und erhalten 42. Die Antwort ist 42.", "42", t, R))
+    add(c("Zuerst 10 - 3 = 7, dann 7 * 2 = 14.\nAntwort: 14", "14", t, R))
+    add(c("Zuerst 10 - 3 = 7, dann 7 * 2 = 14.\nAntwort: 14", "7", f, R))
+    add(c("Somamos 15 e 27 e obtemos 42. Portanto, a resposta é 42.", "42", t, R))
+    add(c("Temos 9 caixas com 4 livros cada.\nResposta: 36", GSM8K_EGGS, f, R))
+    add(c("Ela vende 9 ovos por 2 dólares cada.\nResposta: 18", GSM8K_EGGS, t, R))
+    add(c("Сначала найдём сумму: 8 + 9 = 17.\nОтвет: 17.", "17", t, R))
+    add(c("Сначала найдём сумму: 8 + 9 = 17.\nОтвет: 17.", "8", f, R))
+    add(c("Площадь прямоугольника 3 на 5, значит ответ равен 15", "15", t, R))
+    add(c("Периметр квадрата со стороной 4 равен 16, значит ответ равен 16", "4", f, R))
+    add(c("一共有 3 + 9 = 12 个球，所以答案是 12。", "12", t, R))
+    add(c("小明有 5 个苹果，又买了 7 个，一共有 12 个。答案是 12", "12", t, R))
+    add(c("小明有 5 个苹果，又买了 7 个，一共有 12 个。答案是 12", "5", f, R))
+    add(c("三角形的内角和是 180 度，所以第三个角是 180 - 50 - 60。\n答案：70", "70", t, R))
+    add(c("She has 3 apples and buys 4 more, so now she has 7 apples.", "7", t, R))
+    add(c("She has 3 apples and buys 4 more, so now she has 7 apples.", "4", f, R))
+    add(c(r"Dividing both sides by 4 gives the value $\frac{3}{4}$.", MATH_HALF, f, R))
+    add(c(r"Three of the six pairs work, so the probability is $\frac{1}{2}$.", MATH_HALF, t, R))
+    add(c(r"Hence \(x = 5\).", "5", t, R))
+    add(c("3/4", r"\boxed{\frac{3}{4}}", t, R))
+    add(c("2x+1", "2x+1", t, R))
+    add(c("0.5", MATH_HALF, t, R))
+    add(c("72", GSM8K_CLIPS, t, R))
+    add(c("24", GSM8K_CLIPS, f, R))
+    add(c(
+        "Let's work it out step by step. Natalia sold 48 clips in April. In May she sold half as many, "
+        "which is 48 / 2 = 24 clips. Altogether she sold 48 + 24 = 72 clips.\nThe answer is 72.",
+        GSM8K_CLIPS, t, R))
+    add(c(
+        "Let's work it out step by step. Natalia sold 48 clips in April. In May she sold twice as many, "
+        "which is 48 * 2 = 96 clips. Altogether she sold 48 + 96 = 144 clips.\nThe answer is 144.",
+        GSM8K_CLIPS, f, R))
+    add(c(
+        "Janet's ducks lay 16 eggs. She uses 3 + 4 = 7 of them, leaving 9. At 2 dollars each she "
+        "makes 9 * 2 = 18 dollars.\n#### 18",
+        GSM8K_EGGS, t, R))
+    add(c(
+        "Primero, los patos ponen 16 huevos. Janet usa 7 y vende 9. Cada huevo cuesta 2 dólares, "
+        "así que gana 18 dólares. La respuesta es 18.",
+        GSM8K_EGGS, t, R))
+    add(c(
+        "Primero, los patos ponen 16 huevos. Janet usa 7 y vende 9. Cada huevo cuesta 2 dólares, "
+        "así que gana 9 + 2 = 11 dólares. La respuesta es 11.",
+        GSM8K_EGGS, f, R))
+
+    # ---------------------------------------------------------------- 2. numbers
+    R = "numbers"
+    add(c("1,234,567", "1234567", t, R))
+    add(c("1234000", GSM8K_BIG, t, R))
+    add(c("1,234", GSM8K_BIG, f, R))
+    add(c("12,345", "12345", t, R))
+    add(c(r"1{,}250", "1250", t, R))
+    add(c("1.234", "1234", f, R))
+    add(c("0.5", "1/2", t, R))
+    add(c("0.5", r"\frac{1}{2}", t, R))
+    add(c(r"\dfrac12", "0.5", t, R))
+    add(c(r"\tfrac{1}{2}", "0.5", t, R))
+    add(c(r"\frac{6}{8}", r"\frac34", t, R))
+    add(c("0.333", "1/3", f, R))
+    add(c("0.3333333333", "1/3", t, R))
+    add(c("0.142857142857", r"\frac{1}{7}", t, R))
+    add(c("0.1667", r"\frac{1}{6}", f, R))
+    add(c("1/3", "0.33", f, R))
+    add(c("-3", "3", f, R))
+    add(c("3", "-3", f, R))
+    add(c("+7", "7", t, R))
+    add(c(".75", "3/4", t, R))
+    add(c(".5", "5", f, R))
+    add(c("2.50", "2.5", t, R))
+    add(c("3.0", "3", t, R))
+    add(c(r"-\frac{1}{2}", r"\frac{-1}{2}", t, R))
+    add(c(r"-\frac{1}{2}", r"\frac{1}{2}", f, R))
+    add(c("1000", "1001", f, R))
+    add(c(r"\frac{22}{7}", r"\frac{7}{22}", f, R))
+    add(c(r"\boxed{\frac{3}{-2}}", "1.5", f, R))
+    add(c(r"\boxed{\frac{3}{-2}}", "-1.5", t, R))
+    add(c("So each friend gets 7/2 = 3.5 cookies.", "3.5", t, R))
+    add(c("Each of the 4 friends gets 14/4 = 3.5 cookies.", "4", f, R))
+
+    # ---------------------------------------------------------------- 3. percent (default "either")
+    R = "percent"
+    add(c(r"50\%", "50", t, R))
+    add(c(r"50\%", "0.5", t, R))
+    add(c("50%", r"\frac12", t, R))
+    add(c("25%", "0.25", t, R))
+    add(c(r"25\%", "25", t, R))
+    add(c(r"25\%", "0.025", f, R))
+    add(c("40", r"40\%", t, R))
+    add(c("0.4", "40%", t, R))
+    add(c(r"12.5\%", r"\frac18", t, R))
+    add(c("100%", "1", t, R))
+    add(c(r"150\%", "1.5", t, R))
+    add(c(r"\boxed{75\%}", r"\frac{3}{4}", t, R))
+    add(c(r"\boxed{7.5\%}", r"\frac{3}{4}", f, R))
+    add(c("50%", "5", f, R))
+    add(c(r"20\%", "0.02", f, R))
+    add(c("0.5", "50", f, R))
+    add(c("50", "0.5", f, R))
+    add(c("The sale takes 20 dollars off 100, which is 20% of the price. The answer is 20%.",
+          "#### 20", t, R))
+    add(c("El descuento es de 30 sobre 200, es decir, la respuesta es 15%.", "0.15", t, R))
+    add(c("El descuento es de 30 sobre 200, es decir, la respuesta es 15%.", "0.015", f, R))
+
+    # ---------------------------------------------------------------- 4. mixed numbers
+    R = "mixed"
+    add(c(r"3\frac{1}{2}", "7/2", t, R))
+    add(c("3 1/2", "7/2", t, R))
+    add(c("3 1/2", r"3\frac{1}{2}", t, R))
+    add(c("3 1/2", "3.5", t, R))
+    add(c(r"2\frac{3}{4}", "2.75", t, R))
+    add(c(r"5\frac{2}{3}", r"\frac{17}{3}", t, R))
+    add(c(r"3\frac{1}{2}", r"\frac{31}{2}", f, R))
+    add(c("3 1/2", "3/2", f, R))
+    add(c(r"3\frac{1}{2}", "1.5", f, R))
+    add(c(r"2\frac{3}{4}", r"\frac{3}{2}", f, R))
+    add(c(r"-2\frac{1}{3}", r"-\frac{7}{3}", t, R))
+    add(c(r"-2\frac{1}{3}", r"-\frac{5}{3}", f, R))
+    add(c("Half of 7 cups is 3.5 cups, so the answer is 3 1/2 cups.", "7/2", t, R))
+    add(c(r"2\frac{x}{3}", r"\frac{2x}{3}", t, R))
+    add(c("Cada persona recibe 7/2 tazas. La respuesta es 3 1/2.", "3.5", t, R))
+    add(c("Cada persona recibe 7/2 tazas. La respuesta es 3 1/2.", "1.5", f, R))
+
+    # ---------------------------------------------------------------- 5. radicals, pi, e
+    R = "radicals"
+    add(c(r"\sqrt{2}/2", r"\frac{1}{\sqrt{2}}", t, R))
+    add(c(r"\frac{\sqrt2}{2}", r"\frac{1}{\sqrt{2}}", t, R))
+    add(c(r"2\sqrt{3}", r"\sqrt{12}", t, R))
+    add(c(r"\sqrt{8}", r"2\sqrt{2}", t, R))
+    add(c(r"\sqrt[3]{8}", "2", t, R))
+    add(c(r"\sqrt[3]{9}", "3", f, R))
+    add(c(r"2\pi", "6.283185307179586", t, R))
+    add(c("3.14", r"\pi", f, R))
+    add(c(r"\frac{\pi}{2}", r"\pi/2", t, R))
+    add(c(r"\frac{\pi}{3}", r"\frac{\pi}{6}", f, R))
+    add(c("e^2", r"\exp(2)", t, R))
+    add(c("2.718", "e", f, R))
+    add(c("2.7182818", "e", t, R))
+    add(c("1.41", r"\sqrt{2}", f, R))
+    add(c("1.4142136", r"\sqrt{2}", t, R))
+    add(c(r"\sqrt{2}+\sqrt{3}", r"\sqrt{5}", f, R))
+    add(c(r"\frac{\sqrt{3}}{2}", r"\frac{\sqrt{2}}{2}", f, R))
+    add(c(r"\sqrt{3}", "3", f, R))
+    add(c(r"\frac{2}{\sqrt{3}}", r"\frac{2\sqrt{3}}{3}", t, R))
+    add(c(r"3\sqrt{2}", r"\sqrt{6}", f, R))
+    add(c(r"So the diagonal is \boxed{\sqrt 2}.", MATH_SQRT, t, R))
+    add(c(r"So the diagonal is \boxed{2}.", MATH_SQRT, f, R))
+    add(c(r"La diagonal mide $\sqrt{1+1}$, así que la respuesta es $\sqrt{2}$.", MATH_SQRT, t, R))
+    add(c(r"4\pi", "12.566370614359172", t, R))
+
+    # ---------------------------------------------------------------- 6. scientific notation
+    R = "scientific"
+    add(c(r"1.5 \times 10^{3}", "1500", t, R))
+    add(c("1.5e3", "1500", t, R))
+    add(c(r"1.5 \cdot 10^3", r"1.5 \times 10^{3}", t, R))
+    add(c(r"3 \times 10^{-2}", "0.03", t, R))
+    add(c(r"6.02 \times 10^{23}", "6.02e23", t, R))
+    add(c("1e-3", "0.001", t, R))
+    add(c(r"10^{6}", "1,000,000", t, R))
+    add(c(r"2.5 \times 10^{4}", "2500", f, R))
+    add(c(r"1.5 \times 10^{3}", r"1.5 \times 10^{4}", f, R))
+    add(c("1.5e3", "15000", f, R))
+    add(c(r"3 \times 10^{-2}", "0.3", f, R))
+    add(c(r"\boxed{1.2 \times 10^{-3}}", "0.0012", t, R))
+    add(c(r"\boxed{1.2 \times 10^{-3}}", "0.012", f, R))
+    add(c(r"6.02 \times 10^{23}", r"6.02 \times 10^{-23}", f, R))
+    add(c(r"The light travels $3 \times 10^{8}$ m/s for 2 s, so the distance is \boxed{6 \times 10^{8}}.",
+          "600000000", t, R))
+    add(c(r"La distance vaut $1.5 \times 10^{3}$ mètres. La réponse est $1.5 \times 10^{3}$.", "1500", t, R))
+    add(c(r"La distance vaut $1.5 \times 10^{3}$ mètres. La réponse est $1.5 \times 10^{3}$.", "150", f, R))
+
+    # ---------------------------------------------------------------- 7. units and currency
+    R = "units"
+    add(c("5 cm", "5", t, R))
+    add(c("5 cm", "6", f, R))
+    add(c(r"\$5", "5", t, R))
+    add(c("$5.00", "5", t, R))
+    add(c(r"\$5", "50", f, R))
+    add(c(r"5^\circ", "5", t, R))
+    add(c("5°", r"5^\circ", t, R))
+    add(c(r"30^{\circ}", "30", t, R))
+    add(c(r"5^\circ", "50", f, R))
+    add(c(r"5\text{ cm}", "5", t, R))
+    add(c("18 dollars", "18", t, R))
+    add(c("18 dollars", "81", f, R))
+    add(c(r"45\mbox{ meters}", "45", t, R))
+    add(c(r"\$1,250", "1250", t, R))
+    add(c(r"\$4.50", "4.05", f, R))
+    add(c(r"12 \text{ inches}", "12", t, R))
+    add(c(r"9\text{ cm}^2", "9", t, R))
+    add(c(r"12\text{ m/s}", "12", t, R))
+    add(c(r"12\text{ m/s}", "21", f, R))
+    add(c("She makes 9 * 2 = 18 dollars a day, so the answer is $18.", GSM8K_EGGS, t, R))
+    add(c("She makes 9 * 3 = 27 dollars a day, so the answer is $27.", GSM8K_EGGS, f, R))
+    add(c("Cada entrada cuesta 5 euros. La respuesta es 5 euros.", "5", t, R))
+
+    # ---------------------------------------------------------------- 8. text answers
+    R = "text"
+    add(c(r"\text{Monday}", "monday", t, R))
+    add(c(r"\textbf{Tuesday}", r"\text{Tuesday}", t, R))
+    add(c("Monday.", r"\text{Monday}", t, R))
+    add(c(r"\text{ Paris }", "Paris", t, R))
+    add(c(r"\text{yes}", "Yes", t, R))
+    add(c(r"\text{NO}", r"\text{no}", t, R))
+    add(c("New York", r"\text{new york}", t, R))
+    add(c("Friday is 5 days after Sunday, so the answer is Friday.", r"\text{Friday}", t, R))
+    add(c("Die Antwort ist Berlin.", r"\text{Berlin}", t, R))
+    add(c(r"Moving two days on from Thursday gives \boxed{\text{Saturday}}.", MATH_TEXT, t, R))
+    add(c(r"\text{Evelyn}", r"\text{Emily}", f, R))
+    add(c(r"\text{Mondays}", r"\text{Monday}", f, R))
+    add(c(r"\text{odd}", r"\text{even}", f, R))
+    add(c(r"\text{yes}", r"\text{no}", f, R))
+    add(c("Friday is 5 days after Sunday, so the answer is Friday.", r"\text{Thursday}", f, R))
+    add(c(r"\text{Bobby}", r"\text{Bob}", f, R))
+    add(c(r"Moving one day on from Thursday gives \boxed{\text{Friday}}.", MATH_TEXT, f, R))
+
+    # ---------------------------------------------------------------- 9. multiple choice
+    R = "choice"
+    add(c("(B)", "B", t, R))
+    add(c("B", "(B)", t, R))
+    add(c(r"\textbf{(B)}", "B", t, R))
+    add(c("The answer is (B).", "B", t, R))
+    add(c("B) 12", "B", t, R))
+    add(c("b", "B", t, R))
+    add(c("C", r"\text{(C)}", t, R))
+    add(c(r"\boxed{C}", "C", t, R))
+    add(c("e", "E", t, R))
+    add(c("C", "B", f, R))
+    add(c("The answer is (C).", "(B)", f, R))
+    add(c("B) 12", "C", f, R))
+    add(c("(A)", "D", f, R))
+    add(c(r"\textbf{(D)}", r"\text{(C)}", f, R))
+    add(c("Option (A) gives 10, which is too small; (D) gives 14. Après vérification, la réponse est (D).",
+          "D", t, R))
+    add(c("La respuesta es (D).", "(A)", f, R))
+    add(c("Проверим каждый вариант: только вариант A подходит.\nОтвет: A", "(A)", t, R))
+    add(c("逐个检验选项，只有 C 满足条件。答案是 C", "C", t, R))
+    add(c("逐个检验选项，只有 C 满足条件。答案是 C", "B", f, R))
+    add(c(r"Checking each option, only (C) works: \boxed{\text{(C)}}", MATH_CHOICE, t, R))
+    add(c(r"Checking each option, only (B) works: \boxed{\text{(B)}}", MATH_CHOICE, f, R))
+
+    # ---------------------------------------------------------------- 10. sets, tuples, lists
+    R = "sets"
+    add(c(r"\{1,2,3\}", r"\{3,1,2\}", t, R))
+    add(c(r"\{-2, 2\}", r"\{2, -2\}", t, R))
+    add(c("1, 2, 3", "3, 2, 1", t, R))
+    add(c("-2, 2", "2, -2", t, R))
+    add(c("(1, 2)", "(1,2)", t, R))
+    add(c(r"(\frac12, 3)", "(0.5, 3)", t, R))
+    add(c(r"\left(1, 2\right)", "(1,2)", t, R))
+    add(c("(1,2)", MATH_POINT, t, R))
+    add(c(r"Setting each factor to zero gives the roots \boxed{2, 3}.", "3, 2", t, R))
+    add(c("(1,2)", "(2,1)", f, R))
+    add(c(r"\{1,2\}", r"\{1,2,3\}", f, R))
+    add(c(r"\{1,2,3\}", r"\{1,2\}", f, R))
+    add(c("(1,2)", "[1,2]", f, R))
+    add(c("1, 2, 3", "1, 2, 4", f, R))
+    add(c("(1, 2)", "(1, 2, 0)", f, R))
+    add(c("(3, -4)", "(-3, 4)", f, R))
+    add(c("(2,1)", MATH_POINT, f, R))
+    add(c(r"Les droites se coupent au point $(2, 1)$. La réponse est $(2, 1)$.", MATH_POINT, f, R))
+
+    # ---------------------------------------------------------------- 11. intervals
+    R = "intervals"
+    add(c("[1, 3)", "[1,3)", t, R))
+    add(c(r"(-\infty, 2]", r"(-\infty,2]", t, R))
+    add(c(r"(-\infty,0)\cup(1,\infty)", r"(1,\infty)\cup(-\infty,0)", t, R))
+    add(c(r"\left[1, 3\right)", "[1,3)", t, R))
+    add(c(r"[0, \frac{1}{2}]", "[0, 0.5]", t, R))
+    add(c(r"\left( -2, 5 \right]", "(-2,5]", t, R))
+    add(c(r"(-\infty, -1] \cup [1, \infty)", MATH_INTERVAL, t, R))
+    add(c(r"The root needs $x - 2 \ge 0$, so the domain is \boxed{[2, \infty)}.", r"[2,\infty)", t, R))
+    add(c(r"Resolviendo obtenemos $x \ge 2$, así que la respuesta es $[2, \infty)$.", r"[2,\infty)", t, R))
+    add(c(r"Resolviendo obtenemos $x > 2$, así que la respuesta es $(2, \infty)$.", r"[2,\infty)", f, R))
+    add(c("[1,3]", "(1,3)", f, R))
+    add(c(r"(-\infty, 2)", r"(-\infty, 2]", f, R))
+    add(c("[1,3)", "(1,3]", f, R))
+    add(c(r"(-\infty,0)\cup(1,\infty)", r"(-\infty,0]\cup[1,\infty)", f, R))
+    add(c(r"(0, \infty)", r"[0, \infty)", f, R))
+    add(c("[2, 5]", "[2, 6]", f, R))
+    add(c(r"(-\infty, -1) \cup (1, \infty)", MATH_INTERVAL, f, R))
+    add(c(r"(-\infty,0)\cup(1,\infty)", r"(-\infty,1)", f, R))
+
+    # ---------------------------------------------------------------- 12. matrices
+    R = "matrices"
+    add(c(r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{bmatrix}1&2\\3&4\end{bmatrix}", t, R))
+    add(c(r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", t, R))
+    add(c(r"\begin{pmatrix}\frac12&0\\0&1\end{pmatrix}", r"\begin{pmatrix}0.5&0\\0&1\end{pmatrix}", t, R))
+    add(c(r"\begin{pmatrix} 2 \\ -1 \end{pmatrix}", r"\begin{bmatrix}2\\-1\end{bmatrix}", t, R))
+    add(c(
+        r"\begin{pmatrix}\sqrt{2}/2 & -\sqrt{2}/2 \\ \sqrt{2}/2 & \sqrt{2}/2\end{pmatrix}",
+        r"\begin{pmatrix}\frac{1}{\sqrt2} & -\frac{1}{\sqrt2} \\ \frac{1}{\sqrt2} & \frac{1}{\sqrt2}\end{pmatrix}",
+        t, R))
+    add(c(r"Row times column gives $\boxed{\begin{bmatrix} 19 & 22 \\ 43 & 50 \end{bmatrix}}$.", MATH_MATRIX, t, R))
+    add(c("Перемножим матрицы, строка на столбец.\n"
+          r"Ответ: $\begin{pmatrix} 19 & 22 \\ 43 & 50 \end{pmatrix}$", MATH_MATRIX, t, R))
+    add(c(r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", r"\begin{pmatrix}1&2\\3&5\end{pmatrix}", f, R))
+    add(c(r"\begin{pmatrix}1&3\\2&4\end{pmatrix}", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", f, R))
+    add(c(r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix} 1 & 2 \end{pmatrix}", f, R))
+    add(c(r"\begin{pmatrix}1&2&0\\3&4&0\end{pmatrix}", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", f, R))
+    add(c(r"\begin{pmatrix} 2 \\ 1 \end{pmatrix}", r"\begin{pmatrix} 2 \\ -1 \end{pmatrix}", f, R))
+    add(c(r"\begin{pmatrix} -1 \\ 4 \end{pmatrix}", r"\begin{pmatrix} 4 \\ -1 \end{pmatrix}", f, R))
+    add(c(r"Row times column gives $\boxed{\begin{pmatrix} 19 & 22 \\ 43 & 48 \end{pmatrix}}$.", MATH_MATRIX, f, R))
+
+    # ---------------------------------------------------------------- 13. equations
+    R = "equations"
+    add(c("x = 3", "3", t, R))
+    add(c("x=3", r"Subtracting 2 and dividing by 3 gives $x = \boxed{3}$.", t, R))
+    add(c("k = \\frac{3}{4}", "0.75", t, R))
+    add(c("y = 2x+1", "2x+1", t, R))
+    add(c("2x+1-y = 0", "y = 2x+1", t, R))
+    add(c("2y = 4x + 2", "y = 2x+1", t, R))
+    add(c("-y = -2x - 1", MATH_LINE, t, R))
+    add(c("x + y = 5", "y = 5 - x", t, R))
+    add(c("3x - 6y = 9", "x - 2y = 3", t, R))
+    add(c(r"y = -\frac{1}{2}x + 3", "x + 2y = 6", t, R))
+    add(c("Despejando, obtenemos $x = 4$. La respuesta es $x = 4$.", "4", t, R))
+    add(c("y = 2x-1", "y = 2x+1", f, R))
+    add(c("y = 2x - 1", MATH_LINE, f, R))
+    add(c("x = 4", "3", f, R))
+    add(c("x = 3", "x = -3", f, R))
+    add(c("x + y = 5", "x - y = 5", f, R))
+    add(c("x^2 + y^2 = 5", "x^2 + y^2 = 25", f, R))
+    add(c("y = 3x", "x = 3y", f, R))
+    add(c("2y = 4x + 1", "y = 2x + 1", f, R))
+    add(c("y = 2(x + 1)", "y = 2x + 1", f, R))
+    add(c(r"\boxed{y=-2x+3}", "2x + y = 3", t, R))
+    add(c(r"\boxed{y=-2x+3}", "2x - y = 3", f, R))
+
+    # ---------------------------------------------------------------- 14. inequalities
+    R = "inequalities"
+    add(c("x > 3", "3 < x", t, R))
+    add(c(r"x \ge 3", r"x \geq 3", t, R))
+    add(c(r"x \geq 3", r"3 \leq x", t, R))
+    add(c("x > 3", r"(3, \infty)", t, R))
+    add(c(r"x \geq 3", r"[3, \infty)", t, R))
+    add(c(r"x \le -2", r"(-\infty, -2]", t, R))
+    add(c("-1 < x < 2", "(-1, 2)", t, R))
+    add(c("x ≥ 3", r"x \geq 3", t, R))
+    add(c(r"Subtracting 4 from both sides gives $2x > 6$, so $\boxed{x > 3}$.", r"(3,\infty)", t, R))
+    add(c(r"x \geq 3", "x > 3", f, R))
+    add(c("x > 3", "x < 3", f, R))
+    add(c("x > 3", r"[3, \infty)", f, R))
+    add(c("x < 5", r"(-\infty, 5]", f, R))
+    add(c("x > -3", "x > 3", f, R))
+    add(c(r"x \le 2", r"x \ge 2", f, R))
+    add(c("x > 3", "3", f, R))
+    add(c(r"3 \le x < 5", "[3, 5)", t, R))
+    add(c(r"3 < x \le 5", "[3, 5)", f, R))
+    add(c("Dividindo por 2, obtemos x > 3. A resposta é x > 3.", r"(3,\infty)", t, R))
+    add(c(r"En divisant par 2 on obtient $x \geq 3$. La réponse est $x \geq 3$.", "x > 3", f, R))
+    add(c(r"Subtracting 4 from both sides gives $2x \geq 6$, so $\boxed{x \geq 3}$.", r"(3,\infty)", f, R))
+
+    # ---------------------------------------------------------------- 15. symbolic expressions
+    R = "symbolic"
+    add(c("2x+2", "2(x+1)", t, R))
+    add(c("x^2-1", "(x-1)(x+1)", t, R))
+    add(c(r"\frac{x}{2}", r"\frac12 x", t, R))
+    add(c(r"\sin^2 x + \cos^2 x", "1", t, R))
+    add(c("(x+1)^2", "x^2+2x+1", t, R))
+    add(c(r"\frac{x^2-1}{x-1}", "x+1", t, R))
+    add(c(r"2\sin x\cos x", r"\sin(2x)", t, R))
+    add(c(r"1 - 2\sin^2 x", r"\cos(2x)", t, R))
+    add(c(r"\frac{1}{x} + \frac{1}{y}", r"\frac{x+y}{xy}", t, R))
+    add(c("x(x+1)", "x^2 + x", t, R))
+    add(c(r"\frac{n(n+1)}{2}", r"\frac{n^2+n}{2}", t, R))
+    add(c("4x", MATH_SYMBOLIC, t, R))
+    add(c(r"Die Differenz der Quadrate ist $(x+1)^2-(x-1)^2$. Die Antwort ist $2 \cdot 2x$.", MATH_SYMBOLIC, t, R))
+    add(c(r"\frac{a+b}{2}", r"a + \frac{b}{2}", f, R))
+    add(c("x^2", "2x", f, R))
+    add(c("2y", "2x", f, R))
+    add(c("x^3", "x^2", f, R))
+    add(c("(a+b)^2", "a^2+b^2", f, R))
+    add(c("a^2 - b^2", "(a-b)^2", f, R))
+    add(c(r"\sin(2x)", r"2\sin x", f, R))
+    add(c(r"\frac{x}{2}", "2x", f, R))
+    add(c("|x-1|", "x-1", f, R))
+    add(c(r"\frac{a}{b}", r"\frac{b}{a}", f, R))
+    add(c("4x^2", MATH_SYMBOLIC, f, R))
+    add(c("2x", MATH_SYMBOLIC, f, R))
+
+    # ---------------------------------------------------------------- 16. no answer, unreadable gold
+    R = "no_answer"
+    add(c("I don't know.", "5", f, R))
+    add(c("", "5", f, R))
+    add(c("Let me think step by step.", "12", f, R))
+    add(c("I cannot solve this without more information about the triangle.", GSM8K_CLIPS, f, R))
+    add(c(r"\boxed{}", "5", f, R))
+    add(c("No sé cómo resolver este problema.", "12", f, R))
+    add(c("I'm not completely sure, but I believe it is 5.", "5", t, R))
+    add(c(r"Hmm, hard to say. My best guess: \boxed{5}", "5", t, R))
+    add(c("5", "", f, R, ERROR_ONLY))
+    add(c("5", "   \n", f, R, ERROR_ONLY))
+    add(c(r"\boxed{5}", r"\boxed{}", f, R, ERROR_ONLY))
+
+    # ---------------------------------------------------------------- 17. hostile text, never run
+    R = "hostile"
+    touch = f"touch {SIDE_EFFECT_FILE}"
+    # os.system returns 0 on success: an evaluated prediction would "equal" the gold 0.
+    add(c(f"__import__('os').system('{touch}')", "0", f, R, OK_OR_ERROR))
+    add(c(f"\\boxed{{__import__('os').system('{touch}')}}", "0", f, R, OK_OR_ERROR))
+    add(c(f'The answer is __import__("os").system("{touch}")', "0", f, R, OK_OR_ERROR))
+    add(c(f"exec(\"import os; os.system('{touch}')\")", "0", f, R, OK_OR_ERROR))
+    add(c(f"\\boxed{{\\text{{__import__('os').system('{touch}')}}}}", "0", f, R, OK_OR_ERROR))
+    # chr(52) is "4" when evaluated; read as text it holds no 4 at all.
+    add(c('eval("chr(52)")', "4", f, R, OK_OR_ERROR))
+    add(c("().__class__.__base__.__subclasses__()", "0", f, R, OK_OR_ERROR))
+    add(c("(lambda: __import__('os').getpid())()", "0", f, R, OK_OR_ERROR))
+    add(c("open('/etc/hostname').read()", "0", f, R, OK_OR_ERROR))
+    add(c(r"I could run `eval('6*7')`, but by hand $6 \times 7 = 42$, so \boxed{42}.", "42", t, R))
+    add(c(f"Never run `__import__('os').system('{touch}')` on input; the answer is \\boxed{{0}}.",
+          "0", t, R))
+    return cases
+
+
+CASES: list[Case] = _cases()
+
+OPTION_CASES: list[OptionCase] = [
+    # require_boxed: an unboxed prediction scores 0, however right; the gold needs no box.
+    OptionCase("The answer is 5.", "5", {"require_boxed": True}, False),
+    OptionCase("#### 5", "5", {"require_boxed": True}, False),
+    OptionCase("Adding 2 and 3 gives 5.", "5", {"require_boxed": True}, False),
+    OptionCase(r"Adding 2 and 3 gives \boxed{5}.", "5", {"require_boxed": True}, True),
+    OptionCase(r"\boxed{5}", "#### 5", {"require_boxed": True}, True),
+    OptionCase(r"\fbox{72}", GSM8K_CLIPS, {"require_boxed": True}, True),
+    OptionCase(r"\boxed{6}", "5", {"require_boxed": True}, False),
+    OptionCase("The answer is 5.", "5", {"require_boxed": False}, True),
+    # percent: "value" reads 50% as 50 only, "fraction" as 0.5 only.
+    OptionCase("50%", "0.5", {"percent": "value"}, False),
+    OptionCase("50%", "50", {"percent": "value"}, True),
+    OptionCase(r"50\%", r"\frac12", {"percent": "value"}, False),
+    OptionCase("10%", "10", {"percent": "value"}, True),
+    OptionCase("50%", "50", {"percent": "fraction"}, False),
+    OptionCase("50%", "0.5", {"percent": "fraction"}, True),
+    OptionCase(r"50\%", r"\frac{1}{2}", {"percent": "fraction"}, True),
+    OptionCase("10%", "10", {"percent": "fraction"}, False),
+    OptionCase("50%", "0.5", {"percent": "either"}, True),
+    OptionCase("50%", "50", {"percent": "either"}, True),
+    # rel_tol: looser accepts rounded decimals, tighter refuses them.
+    # The documented example; |0.33 - 1/3| is exactly 1% of 1/3, so the bound is inclusive.
+    OptionCase("0.33", "1/3", {"rel_tol": 1e-2}, True),
+    OptionCase("0.333", "1/3", {"rel_tol": 1e-2}, True),
+    OptionCase("0.3", "1/3", {"rel_tol": 1e-2}, False),
+    OptionCase("3.14", r"\pi", {"rel_tol": 1e-2}, True),
+    OptionCase("1.41", r"\sqrt{2}", {"rel_tol": 1e-2}, True),
+    OptionCase("0.33", "1/3", {"rel_tol": 1e-6}, False),
+    OptionCase("6.283185", r"2\pi", {"rel_tol": 1e-6}, True),
+    OptionCase("6.283185", r"2\pi", {"rel_tol": 1e-9}, False),
+    OptionCase("0.3333333333", "1/3", {"rel_tol": 1e-9}, True),
+]

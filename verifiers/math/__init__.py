@@ -1,0 +1,12 @@
+"""The `math` verifier: sympy answer checking that is right, fast, safe and never hangs.
+
+`MathVerifier` (verifier.py) extracts the final answer (extract.py), parses it without eval into a
+whitelisted syntax tree (parse.py), and decides equality (equal.py), with sympy work in worker
+processes under a hard per-answer deadline (verifiers/pool.py).
+"""
+
+from verifiers.math.extract import extract_answer, last_boxed
+from verifiers.math.parse import ParseError, parse_answer
+from verifiers.math.verifier import MathVerifier
+
+__all__ = ["MathVerifier", "extract_answer", "last_boxed", "parse_answer", "ParseError"]

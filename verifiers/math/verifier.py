@@ -1,0 +1,233 @@
+"""The `math` verifier: is the response's final answer the gold answer?
+
+Per completion: extract the final answer (`extract.py`), parse it without eval (`parse.py`),
+decide equality (`equal.py`). Numbers, text and multiple-choice letters are decided here in
+microseconds; anything that needs sympy goes to a pool of worker processes where each answer has
+a hard time budget (`verifiers.pool`). Repeated (answer, gold) pairs come from a cache.
+
+Verdicts: equal -> `reward_correct`; not equal, no answer, unparseable or refused answer ->
+`reward_wrong` (status ok: that is the model's doing); a reference that cannot be read -> status
+error; an answer that overran its budget -> status timeout. Errors and timeouts are masked in
+training, never scored.
+
+Defaults, and why: `percent="either"` because graders accept "50%" for 0.5 and GSM8K golds drop
+the sign; `rel_tol=1e-6` applies only when a side is written as a decimal or is irrational (so
+`0.333` is not `1/3`, but `0.3333333` is; two integers compare exactly); a box is not required
+(the spine's tiny task answers bare numbers).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from decimal import Decimal
+from fractions import Fraction
+from math import isfinite
+from typing import Any, ClassVar, Literal, NamedTuple, Sequence
+
+from verifiers.base import ERROR, OK, TIMEOUT, Verdict
+from verifiers.math.equal import quick_equal
+from verifiers.math.extract import extract_answer, last_boxed
+from verifiers.math.parse import ParseError, letter_of, parse_answer
+from verifiers.pool import DONE, TIMEOUT as POOL_TIMEOUT, DeadlinePool
+
+__all__ = ["MathVerifier"]
+
+_JOB = "verifiers.math.equal:compare_texts"
+_Decided = tuple  # (equal: bool | None, status, reason)
+
+
+class _ForPool(NamedTuple):
+    pred: str
+    gold: str
+
+_pools: dict[tuple[int, float, int], DeadlinePool] = {}
+_pools_lock = threading.Lock()
+
+
+def _shared_pool(workers: int, timeout_s: float, memory_mb: int) -> DeadlinePool:
+    """One pool per setting, shared by every MathVerifier in the process."""
+    key = (workers, timeout_s, memory_mb)
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = DeadlinePool(_JOB, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb,
+                                       preload=["sympy", "verifiers.math.equal"])
+        return _pools[key]
+
+
+class MathVerifier:
+    """Scores completions whose final answer equals the reference (see the module doc)."""
+
+    name: ClassVar[str] = "math"
+
+    def __init__(
+        self,
+        reward_correct: float = 1.0,
+        reward_wrong: float = 0.0,
+        require_boxed: bool = False,
+        percent: Literal["either", "value", "fraction"] = "either",
+        rel_tol: float = 1e-6,
+        timeout_s: float = 3.0,
+        workers: int | None = None,
+        memory_mb: int = 3072,
+        cache_size: int = 100_000,
+        prestart: bool = True,
+    ):
+        for field, value in (("reward_correct", reward_correct), ("reward_wrong", reward_wrong), ("rel_tol", rel_tol),
+                             ("timeout_s", timeout_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
+                raise ValueError(f"MathVerifier {field} must be a finite number, got {value!r}")
+        if rel_tol < 0:
+            raise ValueError(f"MathVerifier rel_tol must be >= 0, got {rel_tol!r}")
+        if timeout_s <= 0:
+            raise ValueError(f"MathVerifier timeout_s must be > 0, got {timeout_s!r}")
+        if percent not in ("either", "value", "fraction"):
+            raise ValueError(f"MathVerifier percent must be 'either', 'value' or 'fraction', got {percent!r}")
+        workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        if workers < 1 or memory_mb < 256 or cache_size < 0:
+            raise ValueError("MathVerifier needs workers >= 1, memory_mb >= 256, cache_size >= 0")
+        self.reward_correct, self.reward_wrong = float(reward_correct), float(reward_wrong)
+        self.require_boxed, self.percent, self.rel_tol = require_boxed, percent, float(rel_tol)
+        self.timeout_s, self.workers, self.memory_mb = float(timeout_s), workers, memory_mb
+        self.cache_size = cache_size
+        self.cache_hits = 0
+        if prestart:  # ready by the time the first symbolic answer arrives
+            self.warm_up()
+        self._cache: OrderedDict[tuple[str, str], tuple[bool | None, str, str]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    # --- the contract ---------------------------------------------------------------------
+
+    def verify(self, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]:
+        """One verdict per (completion, reference); the sympy work of the batch runs in parallel."""
+        if len(completions) != len(references):
+            raise ValueError(f"{len(completions)} completions but {len(references)} references")
+        verdicts: list[Verdict | None] = [None] * len(completions)
+        jobs: dict[tuple[str, str], list[int]] = {}
+        for i, (completion, reference) in enumerate(zip(completions, references)):
+            start = time.perf_counter()
+            decided = self._decide_here(completion, reference)
+            if isinstance(decided, _ForPool):
+                jobs.setdefault((decided.pred, decided.gold), []).append(i)
+            else:
+                verdicts[i] = self._verdict(decided, time.perf_counter() - start)
+        if jobs:
+            self._run_pool(jobs, verdicts)
+        return verdicts  # type: ignore[return-value]
+
+    def warm_up(self) -> None:
+        """Start the worker pool now, so the first symbolic answer does not pay for it."""
+        _shared_pool(self.workers, self.timeout_s, self.memory_mb).start_in_background()
+
+    def close(self) -> None:
+        """Stop this verifier's worker pool (it restarts on demand; also stopped at exit)."""
+        with _pools_lock:
+            pool = _pools.pop((self.workers, self.timeout_s, self.memory_mb), None)
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> "MathVerifier":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _decide_here(self, completion: Any, reference: Any) -> "_Decided | _ForPool":
+        """(equal, status, reason) when settled without sympy, else the pair for the pool."""
+        gold = _reference_answer(reference)
+        if gold is None:
+            return (None, ERROR, f"reference {_clip(repr(reference))} has no readable answer")
+        if not isinstance(completion, str):
+            return (False, OK, "completion is not text")
+        if self.require_boxed and last_boxed(completion) is None:
+            return (False, OK, "no \\boxed answer")
+        pred = extract_answer(completion)
+        if pred is None:
+            return (False, OK, "no answer found")
+        cached = self._cache_get((pred, gold))
+        if cached is not None:
+            return cached
+        try:
+            gold_node = parse_answer(gold)
+        except ParseError as e:
+            return self._cache_put((pred, gold), (None, ERROR, f"reference {_clip(repr(gold))} does not parse: {e}"))
+        if gold_node[0] == "letter":
+            same = letter_of(pred) == gold_node[1]
+            return self._cache_put((pred, gold), (same, OK, "" if same else f"choice {_clip(pred)} != {gold_node[1]}"))
+        try:
+            pred_node = parse_answer(pred)
+        except ParseError as e:
+            return self._cache_put((pred, gold), (False, OK, f"answer {_clip(repr(pred))} does not parse: {e}"))
+        quick = quick_equal(pred_node, gold_node, self.percent, self.rel_tol)
+        if quick is None:
+            return _ForPool(pred, gold)
+        return self._cache_put((pred, gold), (quick, OK, "" if quick else _differs(pred, gold)))
+
+    def _run_pool(self, jobs: dict[tuple[str, str], list[int]], verdicts: list[Verdict | None]) -> None:
+        pool = _shared_pool(self.workers, self.timeout_s, self.memory_mb)
+        keys = list(jobs)
+        results = pool.map([(pred, gold, self.percent, self.rel_tol) for pred, gold in keys])
+        for key, (status, value), elapsed in zip(keys, results, pool.last_elapsed):
+            pred, gold = key
+            if status == DONE:
+                same, reason = value
+                decided = self._cache_put(key, (same, OK, reason or ("" if same else _differs(pred, gold))))
+            elif status == POOL_TIMEOUT:
+                decided = (None, TIMEOUT, f"comparing {_clip(repr(pred))} ran past {self.timeout_s:g}s")
+            else:  # a reference that does not parse, or a worker that died (memory limit)
+                decided = (None, ERROR, _clip(str(value), 120))
+            for i in jobs[key]:
+                verdicts[i] = self._verdict(decided, elapsed)
+
+    def _verdict(self, decided: tuple[bool | None, str, str], latency: float) -> Verdict:
+        same, status, reason = decided
+        if status != OK:
+            return Verdict(0.0, status, reason, latency)
+        return Verdict(self.reward_correct if same else self.reward_wrong, OK, reason, latency)
+
+    def _cache_get(self, key: tuple[str, str]) -> tuple[bool | None, str, str] | None:
+        if not self.cache_size:
+            return None
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+            return hit
+
+    def _cache_put(self, key: tuple[str, str], decided: tuple[bool | None, str, str]) -> tuple[bool | None, str, str]:
+        if self.cache_size:
+            with self._cache_lock:
+                self._cache[key] = decided
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return decided
+
+
+def _reference_answer(reference: Any) -> str | None:
+    """A reference as answer text: a number, or a solution whose answer is marked (or is bare)."""
+    if isinstance(reference, bool):
+        return None
+    if isinstance(reference, float):
+        # repr is the shortest decimal that round-trips, so 0.1 means 1/10, not the binary value.
+        return repr(reference) if isfinite(reference) else None
+    if isinstance(reference, (int, Fraction)):
+        return str(reference)
+    if isinstance(reference, Decimal):
+        return str(reference) if reference.is_finite() else None
+    if not isinstance(reference, str):
+        return None
+    return extract_answer(reference, guess=False)
+
+
+def _differs(pred: str, gold: str) -> str:
+    return f"answer {_clip(pred)} != reference {_clip(gold)}"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """Keep reasons short: a runaway completion must not flood the logs."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
