@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test bench-learning bench-grpo-step bench-math
+.PHONY: setup run test docker-ready bench-learning bench-grpo-step bench-math bench-sandbox
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,7 +19,11 @@ setup: $(VENV)/.installed
 run: setup
 	$(VENV)/bin/rlvr run $(CONFIG) $(ARGS)
 
-test: setup
+# Docker for the code sandbox: installs docker.io if missing, starts dockerd, builds the image.
+docker-ready: setup
+	PY=$(PY) sandbox/ensure-docker.sh
+
+test: setup docker-ready
 	$(PY) -m pytest -q $(ARGS)
 
 bench-learning: setup
@@ -30,3 +34,6 @@ bench-grpo-step: setup
 
 bench-math: setup
 	$(PY) bench/math_verifier.py $(ARGS)
+
+bench-sandbox: docker-ready
+	$(PY) bench/sandbox.py $(ARGS)
