@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test docker-ready bench-learning bench-grpo-step bench-math bench-sandbox
+.PHONY: setup run test docker-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-rlhf
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,3 +37,6 @@ bench-math: setup
 
 bench-sandbox: docker-ready
 	$(PY) bench/sandbox.py $(ARGS)
+
+bench-rlhf: setup
+	$(PY) bench/rlhf.py $(ARGS)

@@ -26,6 +26,11 @@ __all__ = [
     "RolloutConfig",
     "SFTConfig",
     "GRPOConfig",
+    "PreferenceDataConfig",
+    "RewardModelConfig",
+    "PPOConfig",
+    "DPOConfig",
+    "KTOConfig",
     "VerifiersConfig",
     "EvalConfig",
     "RunConfig",
@@ -35,7 +40,7 @@ __all__ = [
 ]
 
 Schedule = Literal["constant", "linear", "cosine"]
-Stage = Literal["sft", "grpo", "evaluate"]
+Stage = Literal["sft", "reward_model", "ppo", "dpo", "kto", "grpo", "evaluate"]
 
 
 class _Strict(BaseModel):
@@ -171,6 +176,103 @@ class GRPOConfig(_OptimConfig):
     eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: only at the end)")
 
 
+class PreferenceDataConfig(_Strict):
+    """Preference rows for the reward model, DPO and KTO.
+
+    With `path` unset, the built-in preference task: prompts of the arithmetic task, each with
+    K = `ranking_size` responses of known quality (correct and terse > correct but rambling >
+    wrong > wrong and rambling), as ranking rows. With `path` set, a JSONL/JSON/parquet/CSV file
+    (or hub dataset) whose rows are `{prompt, chosen, rejected}`, `{prompt, responses, ranking}`
+    or, for KTO, `{prompt, completion, label}`.
+    """
+
+    path: str | None = Field(None, description="Preference file or hub dataset id; unset: the built-in task")
+    split: str = Field("train", description="Split to read from a hub dataset")
+    eval_path: str | None = Field(None, description="Held-out preference file; unset: carve eval_size prompts from path")
+    eval_size: int = Field(200, ge=1, description="Held-out prompts (built-in task, or carved from path)")
+    size: int = Field(2000, ge=1, le=10**7, description="Built-in task: training prompts (each gives K(K-1)/2 pairs)")
+    ranking_size: int = Field(4, ge=2, le=4, description="Built-in task: responses ranked per prompt (K)")
+    limit: int | None = Field(None, ge=1, description="Read at most this many rows of path")
+    seed: int = Field(4321, description="Seed of the built-in generator and of the held-out carve")
+
+
+class RewardModelConfig(_OptimConfig):
+    """Reward model: a scalar head on the policy's backbone, trained with Bradley-Terry on pairs."""
+
+    path: str | None = Field(
+        None, description="Trained reward model used by PPO and the reward_model verifier; "
+        "unset: <output_dir>/reward_model/final"
+    )
+    lr: float = Field(1e-3, gt=0, le=1, description="Peak learning rate (AdamW)")
+    steps: int = Field(400, ge=0, description="Optimiser steps")
+    batch_size: int = Field(64, ge=1, description="Preference pairs per optimiser step")
+    micro_batch_size: int = Field(64, ge=1, description="Pairs per forward pass")
+    max_length: int = Field(128, ge=8, description="Truncate prompt+response to this many tokens")
+    use_margin: bool = Field(True, description="Use a row's `margin` field in the loss when it has one (Llama 2)")
+    eval_every: int = Field(100, ge=0, description="Held-out pairwise accuracy every N steps (0: only at the end)")
+
+
+class PPOConfig(_OptimConfig):
+    """PPO with a separate critic, KL-shaped per-token rewards and GAE (Ouyang et al. 2022)."""
+
+    lr: float = Field(1e-4, gt=0, le=1, description="Policy learning rate (AdamW)")
+    critic_lr: float = Field(1e-3, gt=0, le=1, description="Critic learning rate (AdamW)")
+    critic_init: Literal["reward_model", "policy"] = Field(
+        "reward_model", description="Start the critic from the reward model (InstructGPT) or the policy's backbone"
+    )
+    steps: int = Field(100, ge=0, description="PPO steps (one rollout batch each)")
+    prompts_per_step: int = Field(128, ge=1, description="Prompts sampled per step")
+    samples_per_prompt: int = Field(1, ge=1, le=64, description="Completions per prompt")
+    epochs: int = Field(4, ge=1, le=32, description="Optimisation passes over each rollout batch")
+    minibatch_size: int = Field(32, ge=1, description="Sequences per optimiser step within an epoch")
+    micro_batch_size: int = Field(128, ge=1, description="Sequences per forward/backward")
+    gamma: float = Field(1.0, ge=0, le=1, description="Discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    clip: float = Field(0.2, gt=0, le=1, description="Policy ratio clip")
+    value_clip: float = Field(0.2, gt=0, description="Value clip around the rollout's values")
+    kl_coef: float = Field(0.05, ge=0, description="Initial coefficient of the per-token KL penalty in the reward")
+    kl_target: float | None = Field(
+        None, gt=0, description="Adaptive KL (Ziegler et al. 2019): target per-sequence KL; unset: fixed kl_coef"
+    )
+    kl_horizon: int = Field(10000, ge=1, description="Adaptive KL horizon, in samples")
+    whiten_advantages: bool = Field(True, description="Normalise advantages over the batch's tokens")
+    score_clip: float | None = Field(None, gt=0, description="Clip reward-model scores to +-this")
+    missing_eos_penalty: float | None = Field(
+        None, ge=0, description="Subtract this from the score of a completion that never emitted EOS"
+    )
+    ptx_coef: float = Field(0.0, ge=0, description="PPO-ptx: weight of the SFT language-modelling loss (0: off)")
+    ptx_batch_size: int = Field(32, ge=1, description="Demonstrations per optimiser step for the ptx loss")
+    max_length: int = Field(128, ge=8, description="Truncate demonstrations for the ptx loss")
+    eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: only at start and end)")
+
+
+class DPOConfig(_OptimConfig):
+    """Direct Preference Optimisation against a frozen reference (Rafailov et al. 2023)."""
+
+    lr: float = Field(5e-4, gt=0, le=1, description="Peak learning rate (AdamW)")
+    steps: int = Field(300, ge=0, description="Optimiser steps")
+    batch_size: int = Field(64, ge=1, description="Preference pairs per optimiser step")
+    micro_batch_size: int = Field(64, ge=1, description="Pairs per forward pass")
+    max_length: int = Field(128, ge=8, description="Truncate prompt+response to this many tokens")
+    beta: float = Field(0.1, gt=0, description="Inverse temperature of the implicit reward")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Conservative DPO: assumed label-flip rate")
+    eval_every: int = Field(100, ge=0, description="Held-out preference accuracy every N steps (0: only at the end)")
+
+
+class KTOConfig(_OptimConfig):
+    """Kahneman-Tversky Optimisation on binary feedback (Ethayarajh et al. 2024)."""
+
+    lr: float = Field(5e-4, gt=0, le=1, description="Peak learning rate (AdamW)")
+    steps: int = Field(300, ge=0, description="Optimiser steps")
+    batch_size: int = Field(64, ge=2, description="Rows (prompt, completion, label) per optimiser step")
+    micro_batch_size: int = Field(64, ge=2, description="Rows per forward pass")
+    max_length: int = Field(128, ge=8, description="Truncate prompt+response to this many tokens")
+    beta: float = Field(0.1, gt=0, description="Inverse temperature of the implicit reward")
+    desirable_weight: float = Field(1.0, gt=0, description="Loss weight of desirable rows (lambda_D)")
+    undesirable_weight: float = Field(1.0, gt=0, description="Loss weight of undesirable rows (lambda_U)")
+    eval_every: int = Field(100, ge=0, description="Held-out preference accuracy every N steps (0: only at the end)")
+
+
 class VerifiersConfig(_Strict):
     """Verifier options, by verifier name."""
 
@@ -194,6 +296,11 @@ class RunConfig(_Strict):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    preference: PreferenceDataConfig = Field(default_factory=PreferenceDataConfig)
+    reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    kto: KTOConfig = Field(default_factory=KTOConfig)
     verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     stages: list[Stage] = Field(
@@ -206,6 +313,14 @@ class RunConfig(_Strict):
     @property
     def output_path(self) -> Path:
         return Path(self.output_dir)
+
+    @property
+    def reward_model_path(self) -> Path:
+        """The reward model PPO and the reward_model verifier use: `reward_model.path`, or the
+        reward_model stage's final directory under this run's output_dir."""
+        if self.reward_model.path:
+            return Path(self.reward_model.path).expanduser()
+        return self.output_path / "reward_model" / "final"
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ def heldout_accuracy(engine, tokenizer, rows: list[PromptRow], scorer: Scorer, m
     """A row counts as correct when its verdict is `ok` with a positive reward."""
     prompts = [encode_prompt(tokenizer, r.prompt, system) for r in rows]
     rollouts = engine.generate(prompts, 1, SamplingParams(max_new_tokens=max_new_tokens, greedy=True))
-    verdicts = scorer.score(rollouts.texts, [r.answer for r in rows], [r.verifier for r in rows])
+    verdicts = scorer.score(rollouts.texts, [r.answer for r in rows], [r.verifier for r in rows],
+                            [r.prompt for r in rows], system)
     correct = sum(v.status == "ok" and v.reward > 0 for v in verdicts)
     statuses = Counter(v.status for v in verdicts)
     return {
@@ -44,7 +45,7 @@ def run_evaluate(cfg, models: dict[str, str]) -> dict[str, Any]:
 
     torch.set_num_threads(cfg.threads)
     data = build_task_data(cfg)
-    scorer = Scorer(cfg.verifiers, data.verifier_names())
+    scorer = Scorer(cfg, data.verifier_names())
     results: dict[str, Any] = {}
     for name, path in models.items():
         source = resolve_model(path, cfg.model)

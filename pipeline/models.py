@@ -12,6 +12,7 @@ A model name is one of:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -32,6 +33,8 @@ __all__ = [
     "resolve_model",
     "load_tokenizer",
     "load_causal_lm",
+    "scorer_from_causal_lm",
+    "load_reward_model",
     "build_tiny_tokenizer",
     "smollm2_directory",
     "cache_root",
@@ -113,6 +116,39 @@ def load_causal_lm(source: ModelSource, cfg: ModelConfig, tokenizer, seed: int =
         return AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype)
     except OSError as e:
         raise ModelNotFoundError(f"cannot load model {source.path!r}: {e}") from None
+
+
+def scorer_from_causal_lm(lm: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """A sequence scorer (`AutoModelForSequenceClassification`, one label) on a copy of `lm`'s
+    backbone, with a fresh scalar head initialised from `seed`: how a reward model or a critic starts."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(lm.config)
+    config.num_labels = 1
+    config.problem_type = "regression"
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        scorer = AutoModelForSequenceClassification.from_config(config)
+    backbone = getattr(lm, lm.base_model_prefix)
+    getattr(scorer, scorer.base_model_prefix).load_state_dict(backbone.state_dict())
+    return scorer.to(next(lm.parameters()).dtype)
+
+
+def load_reward_model(path: str | Path, dtype: str = "float32") -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
+    """A trained reward model directory (written by the reward_model stage) and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = Path(path).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"reward model {str(path)!r} not found (no config.json); run the reward_model stage first, "
+            "or set reward_model.path to a trained reward model directory"
+        )
+    tokenizer = load_tokenizer(ModelSource("local", str(path)))
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=_DTYPES[dtype])
+    if model.config.num_labels != 1:
+        raise ModelNotFoundError(f"{path}: a reward model has one output label, this one has {model.config.num_labels}")
+    return model, tokenizer
 
 
 def _tiny_llama_config(shape: TinyModelConfig, tokenizer) -> LlamaConfig:

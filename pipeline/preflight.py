@@ -15,4 +15,4 @@ def check_inputs(cfg: RunConfig, init: str | None = None) -> None:
 
     resolve_model(init or cfg.model.name, cfg.model)
     data = build_task_data(cfg)
-    Scorer(cfg.verifiers, data.verifier_names())
+    Scorer(cfg, data.verifier_names())

@@ -34,6 +34,7 @@ ENTRY_POINT_GROUP = "rlvr.verifiers"
 # name -> "module:attr"; the module is imported only when the verifier is requested.
 _BUILTINS: dict[str, str] = {
     "math": "verifiers.math:MathVerifier",
+    "reward_model": "verifiers.reward_model:RewardModelVerifier",
     "code": "verifiers.code:CodeVerifier",
 }
 

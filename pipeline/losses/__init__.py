@@ -1,7 +1,28 @@
 """Losses and advantages: pure functions of tensors (see each module for the paper and shapes)."""
 
+from pipeline.losses.dpo import dpo_loss, kto_loss, sequence_logps
 from pipeline.losses.grpo import group_advantages, grpo_loss
 from pipeline.losses.logprobs import masked_mean, token_logprobs
+from pipeline.losses.ppo import gae, kl_shaped_rewards, masked_clip_fraction, policy_loss, value_loss, whiten
+from pipeline.losses.reward import bradley_terry_loss, pairwise_accuracy, ranking_to_pairs
 from pipeline.losses.sft import sft_loss
 
-__all__ = ["group_advantages", "grpo_loss", "masked_mean", "sft_loss", "token_logprobs"]
+__all__ = [
+    "bradley_terry_loss",
+    "dpo_loss",
+    "gae",
+    "group_advantages",
+    "grpo_loss",
+    "kl_shaped_rewards",
+    "kto_loss",
+    "masked_clip_fraction",
+    "masked_mean",
+    "pairwise_accuracy",
+    "policy_loss",
+    "ranking_to_pairs",
+    "sequence_logps",
+    "sft_loss",
+    "token_logprobs",
+    "value_loss",
+    "whiten",
+]

@@ -35,7 +35,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     ctx = setup_stage(cfg, "grpo", init)
     acc, tokenizer, g = ctx.accelerator, ctx.tokenizer, cfg.grpo
     data = build_task_data(cfg)
-    scorer = Scorer(cfg.verifiers, data.verifier_names())
+    scorer = Scorer(cfg, data.verifier_names())
     reference = copy.deepcopy(ctx.model).eval().requires_grad_(False) if g.beta > 0 else None
 
     run = prepare_training(ctx, g, g.steps)
@@ -72,11 +72,9 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
 
         # --- score: one verdict per completion
         with watch("verify"):
-            verdicts = scorer.score(
-                rollouts.texts,
-                [r.answer for r in rows for _ in range(g.group_size)],
-                [r.verifier for r in rows for _ in range(g.group_size)],
-            )
+            names = [r.verifier for r in rows for _ in range(g.group_size)]
+            verdicts = scorer.score(rollouts.texts, [r.answer for r in rows for _ in range(g.group_size)], names,
+                                    [r.prompt for r in rows for _ in range(g.group_size)], data.system)
         rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float32)
         valid = torch.tensor([v.status == "ok" for v in verdicts])
         advantages, keep = masked_group_advantages(
@@ -96,6 +94,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         row = {
             "step": step,
             **_rollout_stats(acc, rewards, valid, keep, rollouts, verdicts),
+            **_verifier_stats(acc, verdicts, names, sorted(scorer.verifiers)),
             "lr": scheduler.get_last_lr()[0],
             **train_stats,
             **watch.pop(),
@@ -164,6 +163,27 @@ def _rollout_stats(acc, rewards, valid, keep, rollouts, verdicts) -> dict[str, A
         "verdict_timeout": int(timeout),
         "verdict_error": int(error),
     }
+
+
+def _verifier_stats(acc, verdicts, names: list[str], all_names: list[str]) -> dict[str, Any]:
+    """Per verifier: verdicts by status, mean reward of ok verdicts, mean latency; summed over all
+    processes (every process lists the same verifiers, so the tensors line up)."""
+    local = torch.zeros(len(all_names), 5, dtype=torch.float64)  # ok, timeout, error, reward sum, latency sum
+    column = {"ok": 0, "timeout": 1, "error": 2}
+    for verdict, name in zip(verdicts, names):
+        row = local[all_names.index(name)]
+        row[column[verdict.status]] += 1
+        row[3] += verdict.reward if verdict.scored else 0.0
+        row[4] += verdict.latency_s
+    total = acc.reduce(local.to(acc.device), "sum").cpu()
+    stats: dict[str, Any] = {}
+    for name, (ok, timeout, error, reward_sum, latency_sum) in zip(all_names, total.tolist()):
+        n = ok + timeout + error
+        if n:
+            stats.update({f"verifier/{name}/ok": int(ok), f"verifier/{name}/timeout": int(timeout),
+                          f"verifier/{name}/error": int(error), f"verifier/{name}/latency_s": latency_sum / n,
+                          f"verifier/{name}/reward_mean": reward_sum / ok if ok else None})
+    return stats
 
 
 def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advantages: torch.Tensor,

@@ -40,7 +40,7 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
 
     if s.eval_every:  # held-out accuracy during SFT: the engine shares the policy's weights
         engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
-        scorer = Scorer(cfg.verifiers, data.verifier_names())
+        scorer = Scorer(cfg, data.verifier_names())
         eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
     def evaluate() -> float:

@@ -60,6 +60,9 @@ def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, mon
     n = cfg.grpo.prompts_per_step * cfg.grpo.group_size
     assert all(r["verdict_error"] == n // 2 and r["verdict_ok"] == n // 2 for r in rows)
     assert all(r["reward_mean"] == 1.0 and r["groups_kept"] == 0 for r in rows)
+    # the same counts per verifier, for the flow's verifier table
+    assert all(r["verifier/half_broken/error"] == n // 2 and r["verifier/half_broken/ok"] == n // 2
+               and r["verifier/half_broken/reward_mean"] == 1.0 and r["verifier/half_broken/latency_s"] >= 0 for r in rows)
     from safetensors.torch import load_file
 
     from pipeline.models import load_causal_lm, load_tokenizer, resolve_model

@@ -1,0 +1,338 @@
+"""PPO with a critic, the classic RLHF recipe (Ziegler et al. 2019; Ouyang et al. 2022, InstructGPT).
+
+    python -m pipeline.trainers.ppo --config configs/rlhf-tiny.yaml [--init SFT_DIR] [key=value ...]
+
+A step: sample prompts -> one or more completions each from the policy -> the reward model scores
+each completion -> per-token rewards `-kl_coef * (logp - ref_logp)`, the score added on the last
+token -> the critic's values -> GAE(gamma, lambda) advantages, whitened over the batch's tokens ->
+`epochs` passes over shuffled minibatches of the clipped policy loss, the clipped value loss and,
+with PPO-ptx, `ptx_coef` times the SFT language-modelling loss -> the KL coefficient adapts toward
+`kl_target` when one is set.
+
+The critic is a separate model, not a value head on the policy: a `*ForSequenceClassification`
+copy of the reward model (InstructGPT's choice; `critic_init: policy` starts it from the policy's
+backbone instead), with its own optimiser. Separate weights cost a second model's memory, and buy
+a policy whose features are never pulled around by value regression, and no value-loss weight to
+tune against the policy loss. The reward model (the `reward_model` verifier) is found at
+`reward_model.path`, or the reward_model stage's final directory under the run's output_dir.
+
+Prints `{"stage": "ppo", "model": <final policy dir>, "value_model": <critic dir>, ...}`.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from typing import Any
+
+import torch
+
+from pipeline.checkpoint import export_model
+from pipeline.config import PPOConfig, RunConfig
+from pipeline.data import EpochSampler, build_task_data
+from pipeline.errors import DataError
+from pipeline.evaluate import heldout_accuracy
+from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
+from pipeline.losses import value_loss, whiten
+from pipeline.models import scorer_from_causal_lm
+from pipeline.rollout import SamplingParams, make_engine
+from pipeline.scoring import Scorer
+from pipeline.tokens import PackedBatch, completion_logprobs, encode_demonstration, encode_prompt, pack
+from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, setup_stage, stage_main
+from pipeline.trainers.reward_model import completion_values
+from verifiers.reward_model import RewardModelVerifier
+
+__all__ = ["train_ppo", "AdaptiveKLController", "demonstration_logprob"]
+
+
+class AdaptiveKLController:
+    """Ziegler et al. 2019, section 2.2: `coef *= 1 + clip(KL / target - 1, -0.2, 0.2) * n / horizon`,
+    where KL is the batch's mean per-sequence KL and n its number of samples. Fixed when target is None."""
+
+    def __init__(self, coef: float, target: float | None, horizon: int):
+        self.coef, self.target, self.horizon = coef, target, horizon
+
+    def update(self, kl: float, n: int) -> None:
+        if self.target is None:
+            return
+        error = min(max(kl / self.target - 1, -0.2), 0.2)
+        self.coef *= 1 + error * n / self.horizon
+
+
+def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+    # --- set up: policy, frozen reference, reward model, critic, engine, resume ---------------
+    ctx = setup_stage(cfg, "ppo", init)
+    acc, tokenizer, p = ctx.accelerator, ctx.tokenizer, cfg.ppo
+    data = build_task_data(cfg)
+    rm = RewardModelVerifier(path=str(cfg.reward_model_path), device=str(acc.device), dtype=cfg.model.dtype,
+                             max_length=p.max_length, system=data.system)
+    score_ids = rm.shares_vocabulary(tokenizer)  # else the completions are re-tokenised as text
+    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False).to(acc.device)
+    critic = _initial_critic(p, rm, ctx.model, cfg.seed)
+    critic_optimizer, critic_scheduler = make_optimizer(critic, p.model_copy(update={"lr": p.critic_lr}), p.steps)
+    # Prepared before the policy, so every checkpoint holds both models and both optimisers.
+    critic, critic_optimizer, critic_scheduler = acc.prepare(critic, critic_optimizer, critic_scheduler)
+
+    ptx_examples = []
+    if p.ptx_coef > 0:
+        if not data.sft_rows:
+            raise DataError("ppo.ptx_coef > 0 needs demonstrations (task.sft_size, or task.sft for a dataset)")
+        ptx_examples = [encode_demonstration(tokenizer, r.prompt, r.response, p.max_length, data.system)
+                        for r in data.sft_rows]
+    ptx_sampler = EpochSampler(max(len(ptx_examples), 1), cfg.seed + 1)
+    # The alignment tax, measured: log-likelihood of SFT demonstrations (ptx trains on these), and
+    # for the built-in task, of held-out ones (its evaluation problems, answered correctly).
+    probes = {"sft_logprob": [encode_demonstration(tokenizer, r.prompt, r.response, p.max_length, data.system)
+                              for r in data.sft_rows[:256]]}
+    if cfg.task.kind == "arithmetic":
+        probes["heldout_logprob"] = [encode_demonstration(tokenizer, r.prompt, str(r.answer), p.max_length, data.system)
+                                     for r in data.eval_rows[:256]]
+
+    run = prepare_training(ctx, p, p.steps)
+    model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
+    step, train_seconds = run.state["step"], run.state["train_seconds"]
+    kl_ctl = AdaptiveKLController(run.state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon)
+    engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
+    sampling = SamplingParams(cfg.rollout.temperature, cfg.rollout.top_p, cfg.rollout.max_new_tokens,
+                              min_new_tokens=cfg.rollout.min_new_tokens)
+    scorer = Scorer(cfg, data.verifier_names())
+    eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
+    pad_id = tokenizer.pad_token_id
+
+    def score(rollouts, prompts: list[str], shaped: bool = True) -> torch.Tensor:
+        """The reward model's scores `(N,)`; `shaped` adds the training-only EOS penalty and clip."""
+        if score_ids:
+            scores = rm.score_ids(rollouts.prompt_ids, rollouts.completion_ids)
+        else:
+            scores = rm.score_texts([q for q in prompts for _ in range(rollouts.group_size)], rollouts.texts)
+        if not shaped:
+            return scores
+        if p.missing_eos_penalty is not None:
+            scores = scores - p.missing_eos_penalty * torch.tensor(rollouts.truncated, dtype=scores.dtype)
+        return scores.clamp(-p.score_clip, p.score_clip) if p.score_clip else scores
+
+    def evaluate() -> dict[str, float]:
+        """Held-out task accuracy (greedy), mean raw RM score of samples on the held-out prompts (a
+        fixed sampling seed), and the mean token log-likelihood of SFT demonstrations."""
+        policy = acc.unwrap_model(model)
+        out = {"eval_accuracy": heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, eval_tokens, data.system)["accuracy"]}
+        prompts = [encode_prompt(tokenizer, r.prompt, data.system) for r in data.eval_rows]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + 99)
+            samples = engine.generate(prompts, 1, sampling)
+        out["eval_score"] = float(score(samples, [r.prompt for r in data.eval_rows], shaped=False).mean())
+        for key, examples in probes.items():
+            if examples:
+                out[key] = demonstration_logprob(policy, examples, pad_id, p.micro_batch_size)
+        return out
+
+    start_eval = run.state.get("start_eval")
+    if step == 0 and acc.is_main_process:
+        start_eval = evaluate()
+        log.log({"step": 0, **start_eval})
+    watch = Stopwatch()
+    prompts_here = list(range(acc.process_index, p.prompts_per_step, acc.num_processes))
+    bar = progress_bar(ctx, p.steps, step)
+    while step < p.steps and not (p.max_seconds and train_seconds >= p.max_seconds):
+        started = time.perf_counter()
+        torch.manual_seed(cfg.seed * 1_000_003 + step + acc.process_index * 2**40)
+
+        # --- roll out and score
+        step_rows = data.rl_batch(step, p.prompts_per_step)
+        rows = [step_rows[i] for i in prompts_here]
+        with watch("generate"):
+            rollouts = engine.generate([encode_prompt(tokenizer, r.prompt, data.system) for r in rows],
+                                       p.samples_per_prompt, sampling)
+        with watch("score"):
+            scores = score(rollouts, [r.prompt for r in rows])
+
+        # --- per-token rewards, values, advantages over the whole batch
+        with watch("prepare"):
+            batch = pack(rollouts.prompt_ids, rollouts.completion_ids, pad_id).to(acc.device)
+            mask = batch.completion_mask
+            old_logps = _pad(rollouts.logprobs, mask.shape[1]).to(acc.device)  # the sampler's log-probs
+            ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
+                                                       cfg.rollout.temperature)
+            rewards, kl = kl_shaped_rewards(old_logps, ref_logps, scores.to(acc.device), mask, kl_ctl.coef)
+            advantages, returns = gae(rewards, old_values, mask, p.gamma, p.lam)
+            if p.whiten_advantages:
+                advantages = whiten(advantages, mask)
+
+        # --- optimise: `epochs` passes over shuffled minibatches
+        with watch("train"):
+            stats = _optimise(acc, model, critic, optimizer, critic_optimizer, batch,
+                              (old_logps, old_values, advantages, returns), p, cfg.rollout.temperature,
+                              ptx_examples, ptx_sampler, step, pad_id)
+        scheduler.step()
+        critic_scheduler.step()
+        engine.sync_weights(acc.unwrap_model(model))
+        seq_kl = float((kl * mask).sum(-1).mean())
+        coef_used = kl_ctl.coef
+        kl_ctl.update(seq_kl, len(rollouts.completion_ids))
+        step += 1
+        train_seconds += time.perf_counter() - started
+
+        # --- log, evaluate, checkpoint
+        row = {
+            "step": step,
+            "score_mean": float(scores.mean()),
+            "score_std": float(scores.std()) if scores.numel() > 1 else 0.0,
+            "kl": seq_kl,
+            "kl_coef": coef_used,
+            "reward_mean": float((rewards * mask).sum(-1).mean()),
+            "value_mean": float(masked_mean(old_values, mask)),
+            "return_mean": float(masked_mean(returns, mask)),
+            "explained_variance": _explained_variance(old_values, returns, mask),
+            "completion_len": float(mask.sum(-1).mean()),
+            "truncated_frac": sum(rollouts.truncated) / len(rollouts.truncated),
+            **stats,
+            "lr": scheduler.get_last_lr()[0],
+            **watch.pop(),
+            "train_seconds": round(train_seconds, 3),
+        }
+        if acc.is_main_process and p.eval_every and step % p.eval_every == 0 and step < p.steps:
+            row.update(evaluate())
+        log.log(row)
+        bar.update(1)
+        bar.set_postfix(score=f"{row['score_mean']:.3f}", kl=f"{seq_kl:.3f}", refresh=False)
+        if step % p.checkpoint_every == 0:
+            run.save(step, train_seconds=train_seconds, kl_coef=kl_ctl.coef, start_eval=start_eval)
+    bar.close()
+
+    final_eval = evaluate() if acc.is_main_process else {}
+    if final_eval:
+        log.log({"step": step, **final_eval})
+    final = run.finish(ctx, step, {"train_seconds": train_seconds, "kl_coef": kl_ctl.coef, "start_eval": start_eval},
+                       ["score_mean", "kl", "eval_score", "eval_accuracy", "value_loss", "sft_logprob"], "PPO")
+    value_dir = export_model(acc, critic, tokenizer, ctx.stage_dir / "value_model")
+    return {"model": str(final), "value_model": str(value_dir), "steps": step,
+            "start": start_eval, "final": final_eval or None, "train_seconds": round(train_seconds, 2)}
+
+
+def _initial_critic(p: PPOConfig, rm: RewardModelVerifier, policy, seed: int):
+    if p.critic_init == "reward_model":
+        critic = copy.deepcopy(rm.model).cpu()
+    else:
+        critic = scorer_from_causal_lm(policy, seed=seed)
+    return critic.train().requires_grad_(True)
+
+
+@torch.no_grad()
+def _forward_in_chunks(reference, critic, batch: PackedBatch, size: int, temperature: float):
+    """Reference log-probs and the critic's values `(N, Tc)` each, `size` rows at a time."""
+    refs, values = [], []
+    for start in range(0, batch.input_ids.shape[0], size):
+        chunk = _rows(batch, slice(start, start + size))
+        refs.append(completion_logprobs(reference, chunk, temperature))
+        values.append(completion_values(critic, chunk))
+    return torch.cat(refs), torch.cat(values)
+
+
+def _optimise(acc, model, critic, optimizer, critic_optimizer, batch: PackedBatch, tensors, p: PPOConfig,
+              temperature: float, ptx_examples, ptx_sampler: EpochSampler, step: int, pad_id: int) -> dict[str, float]:
+    old_logps, old_values, advantages, returns = tensors
+    n = batch.input_ids.shape[0]
+    sums: dict[str, float] = {}
+    updates = 0
+    # The ptx demonstrations of each optimiser step are a function of (step, update): a resumed run
+    # draws the ones the killed run would have drawn.
+    first_update = step * p.epochs * -(-n // p.minibatch_size)
+    for epoch in range(p.epochs):
+        order = torch.randperm(n).tolist()
+        for mb_start in range(0, n, p.minibatch_size):
+            minibatch = order[mb_start : mb_start + p.minibatch_size]
+            tokens = float(batch.completion_mask[minibatch].sum())
+            for start in range(0, len(minibatch), p.micro_batch_size):
+                idx = torch.tensor(minibatch[start : start + p.micro_batch_size], device=batch.input_ids.device)
+                chunk = _rows(batch, idx)
+                mask = chunk.completion_mask
+                share = float(mask.sum()) / max(tokens, 1.0)  # token mean over the minibatch
+                logps = completion_logprobs(model, chunk, temperature)
+                values = completion_values(critic, chunk)
+                pl = policy_loss(logps, old_logps[idx], advantages[idx], mask, p.clip)
+                vl = value_loss(values, old_values[idx], returns[idx], mask, p.value_clip)
+                acc.backward((pl + vl) * share)  # disjoint graphs: each model gets its own loss's gradient
+                with torch.no_grad():
+                    log_ratio = torch.where(mask.bool(), logps - old_logps[idx], 0.0)
+                    _add(sums, share, policy_loss=pl, value_loss=vl,
+                         clip_frac=masked_clip_fraction(logps, old_logps[idx], mask, p.clip, log_space=True),
+                         value_clip_frac=masked_clip_fraction(values, old_values[idx], mask, p.value_clip, log_space=False),
+                         approx_kl=masked_mean(0.5 * log_ratio**2, mask))
+            if ptx_examples:  # PPO-ptx: pull the policy toward its demonstrations (InstructGPT eq. 2)
+                picks = ptx_sampler.batch(first_update + updates, p.ptx_batch_size)
+                demo = pack([ptx_examples[i][0] for i in picks], [ptx_examples[i][1] for i in picks], pad_id).to(acc.device)
+                ptx = sft_loss(completion_logprobs(model, demo), demo.completion_mask)
+                acc.backward(p.ptx_coef * ptx)
+                _add(sums, 1.0, ptx_loss=ptx.detach())
+            grad_norm = acc.clip_grad_norm_(model.parameters(), p.max_grad_norm)
+            acc.clip_grad_norm_(critic.parameters(), p.max_grad_norm)
+            optimizer.step()
+            critic_optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            critic_optimizer.zero_grad(set_to_none=True)
+            updates += 1
+            _add(sums, 1.0, grad_norm=grad_norm)
+    return {k: v / updates for k, v in sums.items()}
+
+
+def _add(sums: dict[str, float], weight: float, **values) -> None:
+    for k, v in values.items():
+        sums[k] = sums.get(k, 0.0) + float(v) * weight
+
+
+def _rows(batch: PackedBatch, index) -> PackedBatch:
+    return PackedBatch(*(t[index] for t in vars(batch).values()))
+
+
+def _pad(rows: list[list[float]], width: int) -> torch.Tensor:
+    out = torch.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out
+
+
+def _explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    """1 - Var(R - V) / Var(R) over the valid tokens: 1 is a perfect critic, 0 no better than a constant."""
+    m = mask.bool()
+    r, v = returns[m], values[m]
+    var = r.var() if r.numel() > 1 else torch.tensor(0.0)
+    return float(1 - (r - v).var() / var) if var > 0 else 0.0
+
+
+@torch.no_grad()
+def demonstration_logprob(model, examples: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int) -> float:
+    """Mean per-token log-likelihood of demonstrations (prompt ids, completion ids) under `model`:
+    how much of its SFT behaviour a policy keeps (PPO-ptx limits its drop, the alignment tax)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0.0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = pack([e[0] for e in chunk], [e[1] for e in chunk], pad_id).to(device)
+        logps = completion_logprobs(model, batch)
+        total += float(torch.where(batch.completion_mask.bool(), logps, 0.0).sum())
+        count += float(batch.completion_mask.sum())
+    model.train(was_training)
+    return total / max(count, 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Also takes `--reward-model DIR` (how a flow may hand on the reward_model stage's result): the
+    same as the override `reward_model.path=DIR`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):
+        if arg == "--reward-model" and i + 1 < len(args):
+            path = args.pop(i + 1)
+            args.pop(i)
+            args.append(f"reward_model.path={path}")  # overrides are positionals: they go last
+            break
+        if arg.startswith("--reward-model="):
+            args.append("reward_model.path=" + args.pop(i).split("=", 1)[1])
+            break
+    return stage_main("ppo", train_ppo, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
