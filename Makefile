@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test docker-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-rlhf
+.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-rlhf
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,7 +23,17 @@ run: setup
 docker-ready: setup
 	PY=$(PY) sandbox/ensure-docker.sh
 
-test: setup docker-ready
+# Headless Chromium for the test that loads the Prefect UI: Debian's package, installed if missing.
+chromium-ready:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { $$(command -v sudo) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -q --no-install-recommends chromium; }
+
+# Prefect server + `rlvr` work pool + `gpu` concurrency limit + deployments + a worker; prints the UI address.
+serve: setup
+	$(VENV)/bin/rlvr serve $(ARGS)
+
+test: setup docker-ready chromium-ready
 	$(PY) -m pytest -q $(ARGS)
 
 bench-learning: setup

@@ -3,22 +3,24 @@
     rlvr run CONFIG [key.sub=value ...]      one round through the Prefect flow
     rlvr stage NAME CONFIG [key.sub=value ...]  one stage alone, no Prefect (sft, grpo, evaluate)
     rlvr verifiers                            list the verifiers (built-ins and plugins)
+    rlvr serve [--host H --port P ...]         Prefect server, work pool, deployments and a worker
 """
 
 import argparse
 import sys
 
+from flows.stages import STAGES as STAGE_TABLE
 from pipeline.errors import UserError
 
 __all__ = ["main"]
 
-STAGES = {"sft": "pipeline.trainers.sft", "grpo": "pipeline.trainers.grpo", "evaluate": "pipeline.evaluate"}
+STAGES = {name: spec.module for name, spec in STAGE_TABLE.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rlvr", description="Post-training pipeline: SFT, then GRPO with verifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run one round (SFT -> GRPO -> evaluate) through the Prefect flow")
+    run = sub.add_parser("run", help="run one round (the configured stages, in order) through the Prefect flow")
     run.add_argument("config", help="run config (YAML)")
     run.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     stage = sub.add_parser("stage", help="run one stage alone, without Prefect")
@@ -26,6 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     stage.add_argument("config", help="run config (YAML)")
     stage.add_argument("rest", nargs=argparse.REMAINDER, help="--init DIR / --model NAME=DIR, then overrides")
     sub.add_parser("verifiers", help="list the available verifiers")
+    sub.add_parser("serve", help="Prefect server + work pool + gpu limit + deployments + a worker (see rlvr serve -h)",
+                   add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        from flows.serve import main as serve
+
+        return serve(argv[1:])
     args = parser.parse_args(argv)
 
     if args.command == "verifiers":
@@ -52,14 +61,17 @@ def _run(config_path: str, overrides: list[str]) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from flows.round import StageFailed, round_flow
+    from flows.execution import ExecutionConfig
+    from flows.round import round_flow
+    from flows.stages import StageFailed
 
     try:
-        result = round_flow(cfg)
+        # No server-side concurrency limit on a one-off local run (`rlvr serve` creates it).
+        result = round_flow(cfg, execution=ExecutionConfig(concurrency_limit=None, retries=0))
     except (StageFailed, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    for name, r in result.get("evaluate", {}).items():
+    for name, r in result["stages"].get("evaluate", {}).items():
         if isinstance(r, dict) and "accuracy" in r:
             print(f"held-out accuracy after {name}: {100 * r['accuracy']:.1f}% (n={r['n']})")
     print(f"model: {result['model']}")

@@ -1,95 +1,158 @@
-"""The round flow: SFT -> GRPO -> evaluate, each stage a subprocess, checkpoint paths passed on.
+"""The round flow: the configured stages in order, each a cached, retried subprocess task.
 
-Thin by design: it writes the resolved config once, launches `python -m pipeline.trainers.<stage>`
-for each configured stage, and hands each stage's final model to the next. A subprocess per stage
-gives reliable timeouts and cancellation, and frees a stage's memory before the next starts.
+    round(config, init):  e.g. sft -> reward_model -> ppo | dpo -> grpo -> evaluate
+
+Each stage hands its policy ("model") to the next; other outputs (a reward model) are offered to
+the stages that declare them as inputs in `flows.stages.STAGES`. A stage's result is persisted
+under a cache key of (the config sections it reads, the fingerprint of every checkpoint it
+starts from), so re-running a failed or crashed round skips the finished stages, and the stage
+that was interrupted resumes from its own last checkpoint. Results go to Prefect's result storage,
+`PREFECT_RESULTS_LOCAL_STORAGE_PATH`: give every worker the same shared path (`rlvr serve` does). At the end the round emits
+`rlvr.round.completed` with its held-out metric and best checkpoint.
+
+(No `from __future__ import annotations`: Prefect reads the pydantic parameter types at runtime.)
 """
 
+import hashlib
 import json
-import os
-import subprocess
-import sys
-import threading
-from collections import deque
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
+from prefect.concurrency.sync import concurrency
+from prefect.events import emit_event
+from prefect.runtime import flow_run as current_flow_run
 
+from flows.artifacts import publish_stage_artifacts
+from flows.execution import ExecutionConfig
+from flows.stages import STAGES, StageFailed, run_stage_subprocess, stage_command, stage_spec
 from pipeline.config import RunConfig
+from pipeline.errors import UserError
 
-__all__ = ["round_flow", "StageFailed", "run_stage_subprocess"]
+__all__ = ["round_flow", "stage_cache_key", "best_of_round", "ROUND_COMPLETED"]
 
-
-class StageFailed(RuntimeError):
-    """A stage's process exited non-zero; the message carries the end of its stderr."""
-
-
-def run_stage_subprocess(module: str, args: list[str]) -> dict[str, Any]:
-    """Run `python -m <module> <args>`, stream its stderr through, return the JSON it prints last."""
-    cmd = [sys.executable, "-m", module, *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    tail: deque[str] = deque(maxlen=20)
-
-    def forward() -> None:
-        for line in proc.stderr:  # type: ignore[union-attr]
-            tail.append(line.rstrip("\n"))
-            sys.stderr.write(line)
-            sys.stderr.flush()
-
-    pump = threading.Thread(target=forward, daemon=True)
-    pump.start()
-    stdout = proc.stdout.read()  # type: ignore[union-attr]
-    code = proc.wait()
-    pump.join()
-    if code != 0:
-        errors = [line for line in tail if line.startswith("error:")]
-        detail = errors[-1] if errors else "\n".join(list(tail)[-5:])
-        raise StageFailed(f"{module} exited with code {code}: {detail}")
-    last = [line for line in stdout.splitlines() if line.startswith("{")]
-    return json.loads(last[-1]) if last else {}
+ROUND_COMPLETED = "rlvr.round.completed"
+# Lease of a concurrency slot, renewed while the stage runs; a crashed holder frees it after this.
+_LEASE_S = 60
 
 
-@task(name="sft")
-def sft_stage(config_file: str, init: str | None) -> dict[str, Any]:
-    return run_stage_subprocess("pipeline.trainers.sft", ["--config", config_file] + (["--init", init] if init else []))
+def _fingerprint(path: str | None) -> str:
+    """Name, size and mtime of every file of a checkpoint directory: a retrained or replaced
+    input gives another key. A name that is not a directory (a preset, a hub id) is itself."""
+    if not path or not Path(path).is_dir():
+        return str(path)
+    entries = sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                     for p in Path(path).rglob("*") if p.is_file())
+    return hashlib.sha256(json.dumps([str(Path(path).resolve()), entries]).encode()).hexdigest()
 
 
-@task(name="grpo")
-def grpo_stage(config_file: str, init: str | None) -> dict[str, Any]:
-    return run_stage_subprocess("pipeline.trainers.grpo", ["--config", config_file] + (["--init", init] if init else []))
+def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """(stage, its config, its input checkpoints). The config sections named after *other* stages
+    (`grpo` for SFT) and the stage list are left out: changing GRPO's learning rate must not redo SFT."""
+    stage: str = parameters["stage"]
+    config: RunConfig = parameters["config"]
+    others = {s for s in STAGES if s != stage and s in type(config).model_fields} - set(stage_spec(stage).reads)
+    dump = config.model_dump(mode="json", exclude={"stages", *others})
+    inputs = {"init": parameters.get("init"), **parameters.get("models", {}), **parameters.get("inputs", {})}
+    blob = json.dumps({"stage": stage, "config": dump,
+                       "inputs": {k: _fingerprint(v) for k, v in sorted(inputs.items())}}, sort_keys=True)
+    return f"rlvr-{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
 
 
-@task(name="evaluate")
-def evaluate_stage(config_file: str, models: dict[str, str]) -> dict[str, Any]:
-    args = ["--config", config_file] + [f"--model={name}={path}" for name, path in models.items()]
-    return run_stage_subprocess("pipeline.evaluate", args)
+def _retry_condition(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry crashes and failures, but not a user's mistake (it would fail the same way again)."""
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, UserError):
+        return False
+    return not (isinstance(error, StageFailed) and not error.retryable)
 
 
-@flow(name="round", log_prints=True)
-def round_flow(config: RunConfig, init: str | None = None) -> dict[str, Any]:
-    """One round of the configured stages; returns each stage's result and the round's model."""
-    out = Path(config.output_dir)
+@task(persist_result=True, cache_key_fn=stage_cache_key)
+def run_stage(stage: str, config: RunConfig, config_file: str, init: str | None, models: dict[str, str],
+              inputs: dict[str, str], execution: ExecutionConfig) -> dict[str, Any]:
+    """Launch one stage, holding a slot of the accelerator's concurrency limit, then publish its artifacts."""
+    spec = stage_spec(stage)
+    logger = get_run_logger()
+    cmd = stage_command(spec, config_file, init, models, inputs, execution.launcher)
+    logger.info("launching %s", " ".join(cmd))
+    slot = (concurrency(execution.concurrency_limit, occupy=1, lease_duration=_LEASE_S)
+            if execution.concurrency_limit else nullcontext())
+    with slot:
+        result = run_stage_subprocess(cmd, execution.stage_timeout_s, log_line=logger.info)
+    publish_stage_artifacts(stage, config.output_path / (spec.directory or stage), result)
+    return result
+
+
+def _stage_result(stage: str, config: RunConfig, execution: ExecutionConfig,
+                  **kwargs: Any) -> dict[str, Any]:
+    options = dict(name=stage, task_run_name=stage, retries=execution.retries,
+                   retry_delay_seconds=execution.retry_delay_s, retry_condition_fn=_retry_condition)
+    kwargs["execution"] = execution
+    state = run_stage.with_options(**options)(stage, config, return_state=True, **kwargs)
+    result = state.result()
+    if state.name == "Cached" and "model" in result and not Path(result["model"]).exists():
+        # The checkpoint a cached result points to was deleted: run the stage again.
+        get_run_logger().warning("%s: cached result points to a missing checkpoint; running the stage again", stage)
+        result = run_stage.with_options(**options, refresh_cache=True)(stage, config, **kwargs)
+    return result
+
+
+def _outputs(result: dict[str, Any]) -> list[str]:
+    """Keys of a stage result, other than the policy, that name a directory (a reward model)."""
+    return [k for k, v in result.items() if k not in ("stage", "model") and isinstance(v, str) and Path(v).is_dir()]
+
+
+def best_of_round(evaluation: dict[str, Any] | None, policies: dict[str, str]) -> dict[str, Any] | None:
+    """The evaluated policy with the highest held-out accuracy (ties go to the later stage)."""
+    best = None
+    for name, r in (evaluation or {}).items():
+        if isinstance(r, dict) and r.get("accuracy") is not None and name in policies:
+            if best is None or r["accuracy"] >= best["metric"]:
+                best = {"stage": name, "checkpoint": policies[name], "metric": r["accuracy"], "n": r.get("n")}
+    return best
+
+
+@flow(name="round", persist_result=True)
+def round_flow(config: RunConfig, init: str | None = None,
+               execution: ExecutionConfig = ExecutionConfig()) -> dict[str, Any]:
+    """One round of the configured stages, in order. Returns each stage's result, the round's
+    final policy and its best policy by held-out accuracy."""
+    specs = [(name, stage_spec(name)) for name in config.stages]  # an unknown stage fails before any runs
+    logger = get_run_logger()
+    out = config.output_path
     out.mkdir(parents=True, exist_ok=True)
     config_file = out / "config.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
     results: dict[str, Any] = {}
-    models: dict[str, str] = {}
-    model = init
-    if "sft" in config.stages:
-        results["sft"] = sft_stage(str(config_file), model)
-        model = models["sft"] = results["sft"]["model"]
-    if "grpo" in config.stages:
-        results["grpo"] = grpo_stage(str(config_file), model)
-        model = models["grpo"] = results["grpo"]["model"]
-    if "evaluate" in config.stages:
-        results["evaluate"] = evaluate_stage(str(config_file), models or {"model": model or config.model.name})
-        for name, r in results["evaluate"].items():
-            if isinstance(r, dict) and "accuracy" in r:
-                print(f"held-out accuracy after {name}: {100 * r['accuracy']:.1f}% (n={r['n']})")
-    results["model"] = model
-    (out / "round.json").write_text(json.dumps(results, indent=1))
-    return results
+    start = init or config.model.name
+    policy = init
+    policies: dict[str, str] = {}  # stage -> the policy it produced, in order
+    outputs: dict[str, str] = {}  # other artefacts (e.g. "reward_model") for later stages
+    for name, spec in specs:
+        models = dict(policies) or {"init": start}
+        result = _stage_result(name, config, execution, config_file=str(config_file), init=policy,
+                               models=models, inputs=dict(outputs))
+        results[name] = result
+        if "model" in result and not spec.evaluates:
+            policy = policies[name] = result["model"]
+        outputs.update({k: result[k] for k in _outputs(result)})
+        if spec.evaluates:
+            for model_name, r in result.items():
+                if isinstance(r, dict) and "accuracy" in r:
+                    logger.info("held-out accuracy after %s: %.1f%% (n=%s)", model_name, 100 * r["accuracy"], r["n"])
+
+    best = best_of_round(results.get("evaluate"), policies or {"init": start})
+    summary = {"stages": results, "model": policy or start, "best": best, "output_dir": str(out),
+               "flow_run": current_flow_run.get_id()}
+    (out / "round.json").write_text(json.dumps(summary, indent=1))
+    emit_event(
+        event=ROUND_COMPLETED,
+        resource={"prefect.resource.id": f"rlvr.run.{out.resolve()}", "prefect.resource.name": str(out)},
+        payload={"metric": "heldout_accuracy", "value": best and best["metric"],
+                 "checkpoint": best and best["checkpoint"], "best_stage": best and best["stage"],
+                 "model": summary["model"], "output_dir": str(out)},
+    )
+    return summary

@@ -37,6 +37,7 @@ __all__ = [
     "load_config",
     "apply_overrides",
     "config_hash",
+    "CampaignConfig",
 ]
 
 Schedule = Literal["constant", "linear", "cosine"]
@@ -380,3 +381,17 @@ def config_hash(model: BaseModel) -> str:
     """Stable short hash of a config (for cache keys and run identity)."""
     blob = json.dumps(model.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class CampaignConfig(_Strict):
+    """Rounds in a loop: each starts from the previous round's best checkpoint by held-out
+    accuracy; the loop stops after `rounds`, or as soon as a round gains less than `min_gain`."""
+
+    rounds: int = Field(3, ge=1, le=1000, description="Most rounds to run (K)")
+    min_gain: float = Field(
+        0.0, ge=0, le=1, description="Stop when a round improves the best held-out accuracy by less than this"
+    )
+    later_stages: list[Stage] | None = Field(
+        None, min_length=1, description="Stages of rounds 2..K (e.g. ['grpo', 'evaluate']); default: `stages`"
+    )
+    init: str | None = Field(None, description="Model the first round starts from; default: model.name of the config")

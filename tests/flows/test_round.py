@@ -1,4 +1,5 @@
-"""The round flow for real: `rlvr run` on Prefect's embedded server, stages as subprocesses."""
+"""The round flow: cache keys, the best checkpoint of a round, and `rlvr run` for real (Prefect's
+embedded server, stages as subprocesses, a second run served from the cache)."""
 
 import json
 import os
@@ -8,27 +9,125 @@ from pathlib import Path
 
 import pytest
 
+from flows.round import best_of_round, round_flow, stage_cache_key
+from flows import stages
+from flows.stages import STAGES, StageSpec
+from pipeline.config import RunConfig
+from pipeline.errors import ConfigError
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _key(stage: str, config: RunConfig, init=None, models=None, inputs=None) -> str:
+    return stage_cache_key(None, {"stage": stage, "config": config, "init": init, "models": models or {},
+                                  "inputs": inputs or {}})
+
+
+def test_cache_key_covers_the_stage_config_and_nothing_of_other_stages():
+    base = RunConfig()
+    other_grpo = base.model_copy(update={"grpo": base.grpo.model_copy(update={"lr": 1e-5})})
+    other_sft = base.model_copy(update={"sft": base.sft.model_copy(update={"steps": 7})})
+    assert _key("sft", base) == _key("sft", other_grpo)  # GRPO's learning rate does not redo SFT
+    assert _key("sft", base) != _key("sft", other_sft)
+    assert _key("grpo", base) != _key("grpo", other_grpo)
+    assert _key("grpo", base) == _key("grpo", base.model_copy(update={"stages": ["grpo"]}))
+    assert _key("grpo", base) != _key("grpo", base.model_copy(update={"seed": 1}))  # shared settings count
+    assert _key("sft", base) != _key("grpo", base)
+
+
+def test_cache_key_includes_other_stages_sections_a_stage_declares_it_reads(monkeypatch):
+    base = RunConfig()
+    other_sft = base.model_copy(update={"sft": base.sft.model_copy(update={"lr": 0.5})})
+    assert _key("grpo", base) == _key("grpo", other_sft)
+    monkeypatch.setitem(STAGES, "grpo", StageSpec("pipeline.trainers.grpo", "grpo", reads=("sft",)))
+    assert _key("grpo", base) != _key("grpo", other_sft)
+
+
+def test_cache_key_follows_the_input_checkpoint_contents(tmp_path):
+    ckpt = tmp_path / "sft" / "final"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(b"a")
+    cfg = RunConfig()
+    first = _key("grpo", cfg, init=str(ckpt))
+    assert first == _key("grpo", cfg, init=str(ckpt))
+    assert first != _key("grpo", cfg, init=None)
+    (ckpt / "model.safetensors").write_bytes(b"bb")  # the input was retrained: another key
+    assert first != _key("grpo", cfg, init=str(ckpt))
+    assert _key("evaluate", cfg, models={"sft": str(ckpt)}) != _key("evaluate", cfg, models={"sft": "tiny"})
+
+
+def test_best_of_round_by_heldout_accuracy():
+    policies = {"sft": "r/sft/final", "grpo": "r/grpo/final"}
+    evaluation = {"stage": "evaluate", "sft": {"accuracy": 0.3, "n": 10}, "grpo": {"accuracy": 0.5, "n": 10}}
+    assert best_of_round(evaluation, policies) == {"stage": "grpo", "checkpoint": "r/grpo/final", "metric": 0.5, "n": 10}
+    # ties go to the later stage; an evaluated name that is no policy of the round is ignored
+    tie = {"sft": {"accuracy": 0.5, "n": 10}, "grpo": {"accuracy": 0.5, "n": 10}, "base": {"accuracy": 0.9, "n": 10}}
+    assert best_of_round(tie, policies)["stage"] == "grpo"
+    assert best_of_round(None, policies) is None
+
+
 @pytest.mark.slow
-def test_rlvr_run_chains_sft_grpo_evaluate(tmp_path):
+def test_rlvr_run_chains_sft_grpo_evaluate_then_serves_the_rerun_from_cache(tmp_path):
     home = tmp_path / "prefect"
     home.mkdir()
     out = tmp_path / "run"
     env = {**os.environ, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "configs/tiny.yaml", f"output_dir={out}", "task.sft_size=128",
-         "task.eval_size=16", "sft.steps=3", "sft.batch_size=32", "grpo.steps=2", "grpo.prompts_per_step=4"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
-    )
+    cmd = [sys.executable, "-m", "flows.cli", "run", "configs/tiny.yaml", f"output_dir={out}", "task.sft_size=128",
+           "task.eval_size=16", "sft.steps=3", "sft.batch_size=32", "grpo.steps=2", "grpo.prompts_per_step=4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "held-out accuracy after sft:" in proc.stdout and "held-out accuracy after grpo:" in proc.stdout
     result = json.loads((out / "round.json").read_text())
     # The GRPO stage started from the SFT stage's model, and the round's model is GRPO's.
-    assert result["sft"]["model"] == str(out / "sft" / "final")
-    assert result["model"] == result["grpo"]["model"] == str(out / "grpo" / "final")
+    assert result["stages"]["sft"]["model"] == str(out / "sft" / "final")
+    assert result["model"] == result["stages"]["grpo"]["model"] == str(out / "grpo" / "final")
+    assert result["best"]["stage"] in ("sft", "grpo")
     assert (out / "grpo" / "final" / "model.safetensors").is_file()
     assert (out / "grpo" / "metrics.png").is_file()
     assert set(json.loads((out / "eval" / "results.json").read_text())) == {"sft", "grpo"}
+
+    weights = (out / "grpo" / "final" / "model.safetensors").stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("Finished in state Cached") == 3, again.stderr[-3000:]
+    assert (out / "grpo" / "final" / "model.safetensors").stat().st_mtime_ns == weights
+
+
+def test_unknown_stage_fails_before_any_stage_runs(tmp_path, monkeypatch):
+    # A stage the config accepts but no table line launches: an error naming it, before anything runs.
+    monkeypatch.setattr(stages, "STAGES", {k: v for k, v in STAGES.items() if k != "grpo"})
+    cfg = RunConfig(output_dir=str(tmp_path / "run"), stages=["sft", "grpo", "evaluate"])
+    with pytest.raises(ConfigError, match="stage 'grpo' has no entry in the round flow's stage table"):
+        round_flow.fn(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_rlvr_run_chains_the_rlhf_stages_and_dpo(tmp_path):
+    # sft -> reward_model -> ppo -> evaluate through the stage table: the reward model stage hands
+    # on no policy, PPO gets the reward model as an input; then the dpo alternative.
+    home = tmp_path / "prefect"
+    home.mkdir()
+    out = tmp_path / "run"
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    small = [f"output_dir={out}", "task.sft_size=64", "task.eval_size=8", "sft.steps=2", "sft.batch_size=16",
+             "preference.size=64", "preference.eval_size=16", "reward_model.steps=2", "reward_model.batch_size=16",
+             "ppo.steps=2", "ppo.prompts_per_step=8", "ppo.minibatch_size=8", "ppo.epochs=1", "dpo.steps=2",
+             "dpo.batch_size=8", "dpo.micro_batch_size=8"]
+    cmd = [sys.executable, "-m", "flows.cli", "run", "configs/rlhf-tiny.yaml", *small]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "round.json").read_text())
+    assert result["stages"]["reward_model"]["reward_model"] == str(out / "reward_model" / "final")
+    assert "model" not in result["stages"]["reward_model"]
+    assert result["model"] == result["stages"]["ppo"]["model"] == str(out / "ppo" / "final")
+    assert set(json.loads((out / "eval" / "results.json").read_text())) == {"sft", "ppo"}
+
+    dpo = subprocess.run(cmd + ["stages=[sft,dpo,evaluate]"], capture_output=True, text=True, cwd=REPO, env=env,
+                         timeout=600)
+    assert dpo.returncode == 0, dpo.stderr[-3000:]
+    result = json.loads((out / "round.json").read_text())
+    assert result["model"] == str(out / "dpo" / "final")
+    assert "Cached" in dpo.stderr  # the SFT stage is the same as above
