@@ -1,6 +1,6 @@
 """Code sandbox throughput: the warm pool against a fresh container per program, and a crash test.
 
-    python bench/sandbox.py [--programs 200] [--pool-size 4] [--timeout 1.0] [--loop-share 0.05]
+    python bench/sandbox.py [--programs 200] [--pool-size 4] [--timeout 0.5] [--loop-share 0.05]
     python bench/sandbox.py crash [--jobs 1000] [--kills 20]
 
 Throughput (the default): generates `programs` programs (seeded) across ten small tasks, both
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--programs", type=int, default=200)
     parser.add_argument("--fresh-programs", type=int, default=0, help="score only the first N with fresh containers (0: all)")
     parser.add_argument("--pool-size", type=int, default=4)
-    parser.add_argument("--timeout", type=float, default=1.0, help="wall-clock deadline per run, seconds")
+    parser.add_argument("--timeout", type=float, default=0.5, help="wall-clock deadline per run, seconds")
     parser.add_argument("--loop-share", type=float, default=0.05, help="share of infinite-loop programs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1000, help="crash: jobs to run across the killed children")
