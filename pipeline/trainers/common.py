@@ -104,6 +104,15 @@ class Training:
     def save(self, step: int, **state: Any) -> None:
         self.checkpointer.save(step, state)
 
+    def step(self, accelerator: Any, max_grad_norm: float) -> float:
+        """One optimiser step on the accumulated gradients: clip, step, advance the schedule,
+        clear. Returns the gradient norm before clipping."""
+        grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm)
+
     def finish(self, ctx: StageContext, step: int, state: dict[str, Any], plot_keys: list[str], title: str) -> Path:
         """Checkpoint the last step (unless just done), export the model, plot the metrics."""
         done = self.checkpointer.checkpoints()

@@ -82,7 +82,7 @@ def train_dpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     sampler = EpochSampler(len(train), cfg.seed)
 
     run = prepare_training(ctx, d, d.steps)
-    model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
+    model, scheduler, log = run.model, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
 
     def evaluate() -> dict[str, float]:
@@ -110,16 +110,13 @@ def train_dpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
                                   float((chosen_r - rejected_r).sum()), float(chosen_r.sum()), float(rejected_r.sum())],
                                  dtype=torch.float64)
         loss_v, accuracy, margin, chosen_v, rejected_v = (acc.reduce(sums.to(acc.device), "sum") / len(batch)).tolist()
-        grad_norm = acc.clip_grad_norm_(model.parameters(), d.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = run.step(acc, d.max_grad_norm)
         step += 1
         train_seconds += time.perf_counter() - started
 
         # --- log, evaluate, checkpoint
         row = {"step": step, "loss": loss_v, "reward_accuracy": accuracy, "reward_margin": margin,
-               "chosen_reward": chosen_v, "rejected_reward": rejected_v, "grad_norm": float(grad_norm),
+               "chosen_reward": chosen_v, "rejected_reward": rejected_v, "grad_norm": grad_norm,
                "lr": scheduler.get_last_lr()[0], "train_seconds": round(train_seconds, 3)}
         if acc.is_main_process and d.eval_every and step % d.eval_every == 0 and step < d.steps:
             row.update(evaluate())

@@ -57,7 +57,7 @@ def train_kto(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     sampler = EpochSampler(len(rows), cfg.seed)
 
     run = prepare_training(ctx, k, k.steps)
-    model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
+    model, scheduler, log = run.model, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
 
     def evaluate() -> dict[str, float]:
@@ -97,17 +97,14 @@ def train_kto(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
             sums["undesirable_reward"] += float(rewards[~desirable].sum())
             counts[0] += int(desirable.sum())
             counts[1] += int((~desirable).sum())
-        grad_norm = acc.clip_grad_norm_(model.parameters(), k.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = run.step(acc, k.max_grad_norm)
         step += 1
         train_seconds += time.perf_counter() - started
 
         row = {"step": step, "loss": sums["loss"], "kl": sums["kl"],
                "desirable_reward": sums["desirable_reward"] / counts[0] if counts[0] else None,
                "undesirable_reward": sums["undesirable_reward"] / counts[1] if counts[1] else None,
-               "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "train_seconds": round(train_seconds, 3)}
+               "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0], "train_seconds": round(train_seconds, 3)}
         if k.eval_every and step % k.eval_every == 0 and step < k.steps:
             row.update(evaluate())
         log.log(row)

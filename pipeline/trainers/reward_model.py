@@ -106,7 +106,7 @@ def train_reward_model(cfg: RunConfig, init: str | None = None) -> dict[str, Any
     sampler = EpochSampler(len(train), cfg.seed)
 
     run = prepare_training(ctx, r, r.steps)
-    model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
+    model, scheduler, log = run.model, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     pad_id = tokenizer.pad_token_id
 
@@ -133,16 +133,13 @@ def train_reward_model(cfg: RunConfig, init: str | None = None) -> dict[str, Any
             sums += torch.tensor([loss.item() * len(indices), float((chosen > rejected).sum()),
                                   float((chosen - rejected).detach().sum())], dtype=torch.float64)
         loss_sum, correct, margin_sum = (acc.reduce(sums.to(acc.device), "sum") / len(batch)).tolist()
-        grad_norm = acc.clip_grad_norm_(model.parameters(), r.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = run.step(acc, r.max_grad_norm)
         step += 1
         train_seconds += time.perf_counter() - started
 
         # --- log, evaluate, checkpoint
         row = {"step": step, "loss": loss_sum, "accuracy": correct, "margin": margin_sum,
-               "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "train_seconds": round(train_seconds, 3)}
+               "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0], "train_seconds": round(train_seconds, 3)}
         if acc.is_main_process and r.eval_every and step % r.eval_every == 0 and step < r.steps:
             row.update(evaluate())
         log.log(row)

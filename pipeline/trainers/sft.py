@@ -35,7 +35,7 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     sampler = EpochSampler(len(examples), cfg.seed)
 
     run = prepare_training(ctx, s, s.steps)
-    model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
+    model, scheduler, log = run.model, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
 
     if s.eval_every:  # held-out accuracy during SFT: the engine shares the policy's weights
@@ -66,15 +66,12 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
             acc.backward(loss)
             loss_value += loss.item() / acc.num_processes
         loss_value = acc.reduce(torch.tensor(loss_value, device=acc.device), "sum").item()  # the global batch's
-        grad_norm = acc.clip_grad_norm_(model.parameters(), s.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = run.step(acc, s.max_grad_norm)
         step += 1
         train_seconds += time.perf_counter() - started
 
         # --- log, checkpoint
-        log.log({"step": step, "loss": loss_value, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
+        log.log({"step": step, "loss": loss_value, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
                  "tokens": total_tokens, "train_seconds": round(train_seconds, 3)})
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
