@@ -18,7 +18,7 @@ from pipeline.config import RunConfig, _OptimConfig, config_hash, load_config
 from pipeline.errors import UserError
 from pipeline.metrics import MetricsLog, plot_metrics
 
-__all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "Stopwatch"]
+__all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
 
 
 def stage_main(name: str, run: Callable[[RunConfig, str | None], dict[str, Any]], argv: list[str] | None = None) -> int:
@@ -136,6 +136,14 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
     if state["step"]:
         print(f"{ctx.stage_dir.name}: resumed from step {state['step']}", file=sys.stderr)
     return Training(model, optimizer, scheduler, checkpointer, log, state)
+
+
+def seed_step(seed: int, step: int, process_index: int) -> None:
+    """Seed torch for one RL step: sampling is a function of (seed, step, process), so a resumed
+    run samples exactly what the killed one would have."""
+    import torch
+
+    torch.manual_seed(seed * 1_000_003 + step + process_index * 2**40)
 
 
 def progress_bar(ctx: StageContext, total: int, initial: int):

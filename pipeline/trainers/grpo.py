@@ -25,7 +25,7 @@ from pipeline.losses import group_advantages, grpo_loss
 from pipeline.rollout import SamplingParams, make_engine
 from pipeline.scoring import Scorer
 from pipeline.tokens import PackedBatch, completion_logprobs, encode_prompt, pack
-from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, setup_stage, stage_main
+from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, seed_step, setup_stage, stage_main
 
 __all__ = ["train_grpo", "masked_group_advantages"]
 
@@ -60,8 +60,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     bar = progress_bar(ctx, g.steps, step)
     while step < g.steps and not (g.max_seconds and train_seconds >= g.max_seconds):
         started = time.perf_counter()
-        # Sampling is a function of (seed, step, process): a resumed run samples what the killed one would have.
-        torch.manual_seed(cfg.seed * 1_000_003 + step + acc.process_index * 2**40)
+        seed_step(cfg.seed, step, acc.process_index)
 
         # --- roll out: this process's share of the step's prompts, G completions each
         batch_rows = data.rl_batch(step, g.prompts_per_step)

@@ -39,7 +39,7 @@ from pipeline.models import scorer_from_causal_lm
 from pipeline.rollout import SamplingParams, make_engine
 from pipeline.scoring import Scorer
 from pipeline.tokens import PackedBatch, completion_logprobs, encode_demonstration, encode_prompt, pack
-from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, setup_stage, stage_main
+from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, seed_step, setup_stage, stage_main
 from pipeline.trainers.reward_model import completion_values
 from verifiers.reward_model import RewardModelVerifier
 
@@ -136,7 +136,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     bar = progress_bar(ctx, p.steps, step)
     while step < p.steps and not (p.max_seconds and train_seconds >= p.max_seconds):
         started = time.perf_counter()
-        torch.manual_seed(cfg.seed * 1_000_003 + step + acc.process_index * 2**40)
+        seed_step(cfg.seed, step, acc.process_index)
 
         # --- roll out and score
         step_rows = data.rl_batch(step, p.prompts_per_step)

@@ -67,12 +67,17 @@ def test_best_of_round_by_heldout_accuracy():
 
 
 @pytest.mark.slow
-def test_rlvr_run_chains_sft_grpo_evaluate_then_serves_the_rerun_from_cache(tmp_path):
+def _embedded_prefect(tmp_path):
+    """(environment for `rlvr run` on a private embedded Prefect server, the run's output dir)."""
     home = tmp_path / "prefect"
     home.mkdir()
-    out = tmp_path / "run"
     env = {**os.environ, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
+    return env, tmp_path / "run"
+
+
+def test_rlvr_run_chains_sft_grpo_evaluate_then_serves_the_rerun_from_cache(tmp_path):
+    env, out = _embedded_prefect(tmp_path)
     cmd = [sys.executable, "-m", "flows.cli", "run", "configs/tiny.yaml", f"output_dir={out}", "task.sft_size=128",
            "task.eval_size=16", "sft.steps=3", "sft.batch_size=32", "grpo.steps=2", "grpo.prompts_per_step=4"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
@@ -107,11 +112,7 @@ def test_unknown_stage_fails_before_any_stage_runs(tmp_path, monkeypatch):
 def test_rlvr_run_chains_the_rlhf_stages_and_dpo(tmp_path):
     # sft -> reward_model -> ppo -> evaluate through the stage table: the reward model stage hands
     # on no policy, PPO gets the reward model as an input; then the dpo alternative.
-    home = tmp_path / "prefect"
-    home.mkdir()
-    out = tmp_path / "run"
-    env = {**os.environ, "PREFECT_HOME": str(home)}
-    env.pop("PREFECT_API_URL", None)
+    env, out = _embedded_prefect(tmp_path)
     small = [f"output_dir={out}", "task.sft_size=64", "task.eval_size=8", "sft.steps=2", "sft.batch_size=16",
              "preference.size=64", "preference.eval_size=16", "reward_model.steps=2", "reward_model.batch_size=16",
              "ppo.steps=2", "ppo.prompts_per_step=8", "ppo.minibatch_size=8", "ppo.epochs=1", "dpo.steps=2",
