@@ -21,7 +21,7 @@ from flows.artifacts import publish_campaign_artifact
 from flows.execution import ExecutionConfig
 from flows.round import round_flow
 from pipeline.config import CampaignConfig, RunConfig
-from pipeline.errors import ConfigError
+from errors import ConfigError
 
 __all__ = ["campaign_flow", "round_config", "next_step"]
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from flows.stages import STAGES as STAGE_TABLE
-from pipeline.errors import UserError
+from errors import UserError
 
 __all__ = ["main"]
 

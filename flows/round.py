@@ -29,7 +29,7 @@ from flows.artifacts import publish_stage_artifacts
 from flows.execution import ExecutionConfig
 from flows.stages import STAGES, StageFailed, run_stage_subprocess, stage_command, stage_spec
 from pipeline.config import RunConfig
-from pipeline.errors import UserError
+from errors import UserError
 
 __all__ = ["round_flow", "stage_cache_key", "best_of_round", "ROUND_COMPLETED"]
 

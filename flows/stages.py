@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pipeline.errors import ConfigError
+from errors import ConfigError
 
 __all__ = [
     "StageSpec",

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.errors import ConfigError
+from errors import ConfigError
 
 __all__ = ["atomic_directory", "Checkpointer", "export_model"]
 

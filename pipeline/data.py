@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import DatasetTaskConfig, DataSourceConfig, RunConfig
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.tasks import ArithmeticTask
 
 __all__ = ["SFTRow", "PromptRow", "TaskData", "EpochSampler", "build_task_data", "load_rows"]

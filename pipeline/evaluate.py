@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from pipeline.config import load_config
-    from pipeline.errors import UserError
+    from errors import UserError
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description="Held-out accuracy of models.")
     parser.add_argument("--config", help="run config (YAML); defaults when omitted")

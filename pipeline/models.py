@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTr
 
 from pipeline.checkpoint import atomic_directory
 from pipeline.config import ModelConfig, TinyModelConfig
-from pipeline.errors import ModelNotFoundError
+from errors import ModelNotFoundError
 
 __all__ = [
     "ModelSource",

@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.config import ArithmeticTaskConfig, DataSourceConfig, PreferenceDataConfig, RunConfig
 from pipeline.data import load_rows
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.losses.reward import ranking_to_pairs
 from pipeline.tasks import ArithmeticTask
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import docker
 
-from pipeline.errors import UserError
+from errors import UserError
 
 __all__ = ["DockerUnavailableError", "connect"]
 

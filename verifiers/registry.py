@@ -17,7 +17,7 @@ import importlib.metadata
 import inspect
 from typing import Any
 
-from pipeline.errors import ConfigError, UserError
+from errors import ConfigError, UserError
 from verifiers.base import Verifier
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from pipeline.checkpoint import Checkpointer, export_model
 from pipeline.config import RunConfig, _OptimConfig, config_hash, load_config
-from pipeline.errors import UserError
+from errors import UserError
 from pipeline.metrics import MetricsLog, plot_metrics
 
 __all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]

@@ -22,7 +22,7 @@ import torch
 
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.losses import dpo_loss, pairwise_accuracy, sequence_logps
 from pipeline.preference import EncodedPair, encode_pairs, load_preference_data, pack_pairs
 from pipeline.tokens import completion_logprobs

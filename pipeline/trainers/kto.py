@@ -24,7 +24,7 @@ import torch
 
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
-from pipeline.errors import ConfigError, DataError
+from errors import ConfigError, DataError
 from pipeline.losses import kto_loss, sequence_logps
 from pipeline.preference import encode_pairs, load_preference_data
 from pipeline.tokens import completion_logprobs, encode_demonstration, pack

@@ -31,7 +31,7 @@ import torch
 from pipeline.checkpoint import export_model
 from pipeline.config import PPOConfig, RunConfig
 from pipeline.data import EpochSampler, build_task_data
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.evaluate import heldout_accuracy
 from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
 from pipeline.losses import value_loss, whiten

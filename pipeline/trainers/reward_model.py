@@ -23,7 +23,7 @@ import torch
 
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.losses import bradley_terry_loss, pairwise_accuracy
 from pipeline.models import scorer_from_causal_lm
 from pipeline.preference import EncodedPair, encode_pairs, load_preference_data, pack_pairs

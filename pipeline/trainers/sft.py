@@ -13,7 +13,7 @@ import torch
 
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler, build_task_data
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.evaluate import heldout_accuracy
 from pipeline.losses import sft_loss
 from pipeline.rollout import make_engine

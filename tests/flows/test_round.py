@@ -13,7 +13,7 @@ from flows.round import best_of_round, round_flow, stage_cache_key
 from flows import stages
 from flows.stages import STAGES, StageSpec
 from pipeline.config import RunConfig
-from pipeline.errors import ConfigError
+from errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

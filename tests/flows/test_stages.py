@@ -11,7 +11,7 @@ import pytest
 
 from flows.stages import STAGES, StageFailed, StageSpec, StageTimeout, run_stage_subprocess, stage_command, stage_spec
 from pipeline.config import RunConfig
-from pipeline.errors import ConfigError
+from errors import ConfigError
 
 
 def _alive(pid: int) -> bool:

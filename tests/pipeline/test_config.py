@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import RunConfig, apply_overrides, config_hash, load_config
-from pipeline.errors import ConfigError
+from errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 

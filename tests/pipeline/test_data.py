@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.config import ArithmeticTaskConfig, DataSourceConfig, load_config
 from pipeline.data import EpochSampler, build_task_data, load_rows
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.tasks import ArithmeticTask
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pipeline.config import ModelConfig
-from pipeline.errors import ModelNotFoundError
+from errors import ModelNotFoundError
 from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 from pipeline.tokens import encode_demonstration, encode_prompt
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from pipeline.config import load_config
-from pipeline.errors import DataError
+from errors import DataError
 from pipeline.preference import (
     BinaryFeedback,
     PreferencePair,

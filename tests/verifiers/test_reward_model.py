@@ -77,7 +77,7 @@ def test_scorer_defaults_to_the_runs_reward_model(rm_dir, tmp_path):
 def test_missing_or_wrong_path_is_a_config_error(tmp_path):
     with pytest.raises(VerifierConfigError, match="verifiers.options.reward_model.path"):
         get("reward_model")
-    from pipeline.errors import ModelNotFoundError
+    from errors import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="run the reward_model stage first"):
         get("reward_model", output_dir=str(tmp_path))

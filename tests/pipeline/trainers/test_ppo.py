@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.errors import ModelNotFoundError
+from errors import ModelNotFoundError
 from pipeline.metrics import read_metrics
 from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 from pipeline.trainers.ppo import AdaptiveKLController, train_ppo

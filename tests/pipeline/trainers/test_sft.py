@@ -49,7 +49,7 @@ def test_rerun_resumes_from_the_last_checkpoint_and_continues(tiny_cfg, capfd):
 def test_a_checkpoint_of_another_task_is_not_resumed(tiny_cfg):
     import pytest
 
-    from pipeline.errors import ConfigError
+    from errors import ConfigError
 
     train_sft(tiny_cfg)
     other = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"operations": ["*"]})})
