@@ -31,6 +31,9 @@ class Verdict:
     status: str
     reason: str = ""
     latency_s: float = 0.0
+    # Short machine-readable labels of what the verifier saw besides the score (e.g. "tamper" when
+    # a program tried to game its tests); trainers count each flag per verifier and step.
+    flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -41,6 +44,9 @@ class Verdict:
         if self.latency_s < 0:
             raise ValueError(f"Verdict latency_s must be >= 0, got {self.latency_s!r}")
         object.__setattr__(self, "reward", float(self.reward))
+        if isinstance(self.flags, str) or not all(isinstance(f, str) and f for f in self.flags):
+            raise ValueError(f"Verdict flags must be a tuple of non-empty strings, got {self.flags!r}")
+        object.__setattr__(self, "flags", tuple(self.flags))
 
     @property
     def scored(self) -> bool:

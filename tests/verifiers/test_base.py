@@ -36,6 +36,11 @@ class _ReturnsFloats:
         return [1.0 for _ in completions]
 
 
+def test_verdict_flags_are_a_tuple_of_labels():
+    assert Verdict(0.0, OK).flags == ()
+    assert Verdict(0.0, OK, flags=["tamper"]).flags == ("tamper",)
+
+
 def test_verdict_is_frozen_and_scored_only_when_ok():
     v = Verdict(1, OK)
     assert v.reward == 1.0 and isinstance(v.reward, float)
@@ -53,6 +58,8 @@ def test_verdict_is_frozen_and_scored_only_when_ok():
         ({"reward": math.nan, "status": OK}, "finite"),
         ({"reward": math.inf, "status": OK}, "finite"),
         ({"reward": 1.0, "status": OK, "latency_s": -1.0}, "latency_s"),
+        ({"reward": 1.0, "status": OK, "flags": "tamper"}, "flags"),
+        ({"reward": 1.0, "status": OK, "flags": ("",)}, "flags"),
     ],
 )
 def test_verdict_rejects_invalid_fields(kwargs, message):
