@@ -101,12 +101,12 @@ def test_invalid_options_are_refused(options):
         ("\\fbox{\\{1, 2\\}}", "\\{1, 2\\}"),  # escaped braces do not nest
         ("step\n#### 1,234\n", "1,234"),
         ("The final answer is 3/4.", "3/4"),
-        ("So the answer is: $-3$.", "$-3$"),
+        ("So the answer is: $-3$.", "-3"),
         ("La respuesta es 12.", "12"),
         ("Ответ: 5", "5"),
         ("答案是 7", "7"),
         ("5 apples and 7 pears are left over here", "7"),
-        ("Hence we get $x = 5$ as the result, after some work on it.", "x = 5"),
+        ("Hence we get $x = 5$ as the result, after some work on it.", "5"),  # a chain's last link
         ("3/4", "3/4"),  # a bare answer is its own answer
         ("2x+1", "2x+1"),
         ("no digits here at all", None),

@@ -8,14 +8,15 @@ types that refuses explosive inputs (a power tower, a huge factorial) before sym
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from fractions import Fraction
 from typing import Any, Callable
 
-from verifiers.math.parse import Node, ParseError, letter_of, normalize_text, parse_answer
+from verifiers.math.parse import Node, ParseError, decimal_comma_reading, letter_of, normalize_text, parse_answer
 
-__all__ = ["Explosive", "quick_equal", "equal", "compare_texts", "numeric_value", "warm_up"]
+__all__ = ["Explosive", "quick_equal", "equal", "compare_texts", "answer_readings", "numeric_value", "warm_up"]
 
 _MAX_RESULT_DIGITS = 10_000  # a number literal or power bigger than this is refused
 _MAX_FACTORIAL = 1_000
@@ -36,6 +37,8 @@ def numeric_value(node: Node) -> tuple[Fraction, bool] | None:
     kind = node[0]
     if kind == "num":
         return node[1], node[2]
+    if kind == "base":
+        return Fraction(int(node[1], node[2])), False
     if kind == "neg":
         inner = numeric_value(node[1])
         return (-inner[0], inner[1]) if inner else None
@@ -98,16 +101,28 @@ def quick_equal(pred: Node, gold: Node, percent: str, rel_tol: float) -> bool | 
 
 
 def _quick(pred: Node, gold: Node, rel_tol: float) -> bool | None:
+    if pred == gold:
+        return True
     if gold[0] == "text" or pred[0] == "text":
         if pred[0] == gold[0] == "text":
             return pred[1] == gold[1]
         return None if pred[0] in ("sym", "mul") or gold[0] in ("sym", "mul") else False
-    if gold[0] == "letter" or pred[0] == "letter":
+    if gold[0] in ("letter", "latex") or pred[0] in ("letter", "latex"):
         return pred == gold
+    if gold[0] == "base" and pred[0] == "num" and not pred[2]:
+        return _digits_in_base(pred[1], gold[2]) == int(gold[1], gold[2])
     a, b = numeric_value(pred), numeric_value(gold)
     if a is not None and b is not None:
         return _close(a[0], b[0], a[1] or b[1], rel_tol)
     return None
+
+
+def _digits_in_base(value: Fraction, base: int) -> int | None:
+    """A plain integer answer against a reference in base b: its digits read in base b (the
+    subscript left off); None when they are not digits of that base."""
+    if value.denominator != 1 or value < 0 or any(int(d) >= base for d in str(value.numerator)):
+        return None
+    return int(str(value.numerator), base)
 
 
 # --- everything, with sympy (in a worker process) --------------------------------------------
@@ -116,19 +131,32 @@ def _quick(pred: Node, gold: Node, rel_tol: float) -> bool | None:
 def compare_texts(pred_text: str, gold_text: str, percent: str, rel_tol: float) -> tuple[bool, str]:
     """The worker's job: parse both answers and decide. Returns (equal, reason)."""
     try:
-        gold = parse_answer(gold_text)
+        gold = _parse_cached(gold_text)
     except ParseError as e:
         raise ValueError(f"reference answer {gold_text[:60]!r} does not parse: {e}") from None
     if gold[0] == "letter":
         return letter_of(pred_text) == gold[1], "multiple-choice letter"
     try:
-        pred = parse_answer(pred_text)
+        readings = answer_readings(pred_text)
     except ParseError as e:
         return False, f"answer does not parse: {e}"
     try:
-        return equal(pred, gold, percent, rel_tol), ""
+        return any(equal(pred, gold, percent, rel_tol) for pred in readings), ""
     except Explosive as e:
         return False, f"answer refused: {e}"
+
+
+def answer_readings(text: str) -> list[Node]:
+    """The ways an answer may be read: its syntax tree, and for `1000,99` the decimal-comma number."""
+    node = parse_answer(text)
+    comma = decimal_comma_reading(text)
+    return [node] if comma is None else [node, comma]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Node:
+    """A worker sees the same references again and again (a GRPO group shares one)."""
+    return parse_answer(text)
 
 
 def warm_up() -> None:
@@ -150,36 +178,51 @@ def equal(pred: Node, gold: Node, percent: str = "either", rel_tol: float = 1e-6
 
 
 def _equal(p: Node, g: Node, rel_tol: float) -> bool:
+    quick = _quick(p, g, rel_tol)
+    if quick is not None:
+        return quick
     pk, gk = p[0], g[0]
     if gk == "text" or pk == "text":
         return normalize_text(_plain(p)) == normalize_text(_plain(g))
-    if pk in ("list", "set") and gk in ("list", "set") and not (_all_relations(p) or _all_relations(g)):
-        return _matching(p[1], g[1], rel_tol)
-    if pk == gk == "tuple":
-        return len(p[1]) == len(g[1]) and all(_equal(a, b, rel_tol) for a, b in zip(p[1], g[1]))
+    if pk == gk == "rel":
+        return _equal_relations(p, g, rel_tol)
+    if pk == "rel" or gk == "rel":
+        # A named value (`(a, b) = (5, 1)`, `f(3) = 7`) or a worked result (`3 + 4 = 7`) against
+        # the bare value; an inequality against an interval.
+        rel, other = (p, g) if pk == "rel" else (g, p)
+        for value in _stated_values(rel):
+            if _equal(value, other, rel_tol) if pk == "rel" else _equal(other, value, rel_tol):
+                return True
+        if other[0] in ("interval", "union", "set") or _all_inequalities(other):
+            return _equal_sets_of_reals(p, g, rel_tol)
+        return False
+    if pk in ("list", "set") and gk in ("list", "set") and not (_all_inequalities(p) or _all_inequalities(g)):
+        if _matching(p[1], g[1], rel_tol):
+            return True
+    sp, sg = _sequence(p), _sequence(g)
+    if sp is not None and sg is not None and (pk != gk or pk == "tuple") and len(sp) == len(sg):
+        return all(_equal(a, b, rel_tol) for a, b in zip(sp, sg))  # `x = 6, y = 4` vs `(6, 4)`; a vector
     if pk == "matrix" or gk == "matrix":
         return (pk == gk and len(p[1]) == len(g[1]) and all(len(r) == len(s) for r, s in zip(p[1], g[1]))
                 and all(_equal(a, b, rel_tol) for r, s in zip(p[1], g[1]) for a, b in zip(r, s)))
-    if pk in ("interval", "union", "rel") and gk in ("interval", "union", "rel") or _all_relations(p) or _all_relations(g):
+    if pk == "ratio" or gk == "ratio":
+        return _equal_ratios(p, g, rel_tol)
+    if pk in ("interval", "union") and gk in ("interval", "union", "set") or _all_inequalities(p) or _all_inequalities(g):
         return _equal_sets_of_reals(p, g, rel_tol)
-    if pk == "rel" or gk == "rel":
-        rel, other = (p, g) if pk == "rel" else (g, p)
-        value = _assigned_value(rel)
-        return value is not None and _equal(value, other, rel_tol)
     if pk in _SHAPES or gk in _SHAPES:
-        if pk == "list" and len(p[1]) == 1:
+        if pk in ("list", "set") and len(p[1]) == 1:
             return _equal(p[1][0], g, rel_tol)
-        if gk == "list" and len(g[1]) == 1:
+        if gk in ("list", "set") and len(g[1]) == 1:
             return _equal(p, g[1][0], rel_tol)
         return False
     return _equal_expressions(p, g, rel_tol)
 
 
-def _all_relations(node: Node) -> bool:
+def _all_inequalities(node: Node) -> bool:
     return node[0] == "list" and all(part[0] == "rel" and "=" not in part[2] for part in node[1])
 
 
-_SHAPES = {"list", "set", "tuple", "interval", "union", "matrix", "letter", "percent"}
+_SHAPES = {"list", "set", "tuple", "interval", "union", "matrix", "letter", "percent", "ratio", "time", "latex"}
 
 
 def _plain(node: Node) -> str:
@@ -193,7 +236,9 @@ def _plain(node: Node) -> str:
 
 
 def _matching(a: list[Node], b: list[Node], rel_tol: float) -> bool:
-    """Unordered: every element pairs with a distinct equal element."""
+    """Unordered: every element pairs with a distinct equal element (an element written twice
+    the same way counts once)."""
+    a, b = _distinct(a), _distinct(b)
     if len(a) != len(b):
         return False
     unused = list(b)
@@ -207,29 +252,125 @@ def _matching(a: list[Node], b: list[Node], rel_tol: float) -> bool:
     return True
 
 
-def _assigned_value(rel: Node) -> Node | None:
-    """`x = 3` -> 3 (and `3 = x`); None for anything but one equation with a lone variable."""
+def _distinct(items: list[Node]) -> list[Node]:
+    out: list[Node] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+# --- named values ----------------------------------------------------------------------------
+
+
+def _is_name(node: Node) -> bool:
+    """What an answer names rather than states: `x`, `f(x)`, `g(3)`, `MN`, `|AB|`, `NO/BO`,
+    `S_1 : S_2`, `(a, b)`."""
+    kind = node[0]
+    if kind == "sym":
+        return True
+    if kind == "mul":
+        return node[1][0][0] == "sym" and all(f[0] in ("sym", "num", "add", "neg") for f in node[1])
+    if kind == "abs":
+        return _is_name(node[1])
+    if kind == "div":
+        return _is_name(node[1]) and _is_name(node[2])
+    if kind in ("ratio", "tuple"):
+        return all(_is_name(x) for x in node[1])
+    if kind == "interval":
+        return _is_name(node[1]) and _is_name(node[2])
+    return False
+
+
+def _stated_values(rel: Node) -> list[Node]:
+    """The values an equation states: the value of `name = value` (either way round), the result
+    of a worked chain `3 + 4 = 7` or `x = 5 + 6 = 11`; none for an equation to solve (`2x = 6`)."""
     exprs, ops = rel[1], rel[2]
-    if ops != ["="]:
-        return None
-    lhs, rhs = exprs
-    if lhs[0] == "sym":
-        return rhs
-    if rhs[0] == "sym":
-        return lhs
+    if any(op != "=" for op in ops):
+        return []
+    first, last = exprs[0], exprs[-1]
+    if _is_name(first):
+        return [last]
+    if _is_name(last):
+        return [first]
+    if not _has_symbols(first) and not _has_symbols(last):
+        return [last]
+    return []
+
+
+def _has_symbols(node: Node) -> bool:
+    if node[0] == "sym":
+        return node[1] not in ("e", "i")
+    return any(_has_symbols(part) for part in _children(node))
+
+
+def _children(node: Node) -> list[Node]:
+    out: list[Node] = []
+    for part in node[1:]:
+        if isinstance(part, tuple) and part and isinstance(part[0], str):
+            out.append(part)
+        elif isinstance(part, list):
+            for item in part:
+                if isinstance(item, tuple) and item and isinstance(item[0], str):
+                    out.append(item)
+                elif isinstance(item, list):  # matrix rows
+                    out.extend(x for x in item if isinstance(x, tuple))
+    return out
+
+
+def _sequence(node: Node) -> list[Node] | None:
+    """The entries of an ordered sequence: a tuple, an open pair `(a, b)`, a row or column vector,
+    or a list of named values (`x = 6, y = 4`)."""
+    kind = node[0]
+    if kind == "tuple":
+        return node[1]
+    if kind == "interval" and not node[3] and not node[4]:
+        return [node[1], node[2]]
+    if kind == "matrix" and (len(node[1]) == 1 or all(len(row) == 1 for row in node[1])):
+        return [cell for row in node[1] for cell in row]
+    if kind == "list" and node[1] and all(
+            x[0] == "rel" and x[2] == ["="] and _is_name(x[1][0]) for x in node[1]):
+        return [x[1][-1] for x in node[1]]
     return None
+
+
+def _equal_relations(p: Node, g: Node, rel_tol: float) -> bool:
+    p, g = _two_sided(p), _two_sided(g)
+    if p[2] == g[2] == ["="]:
+        if _is_name(p[1][0]) and p[1][0] == g[1][0]:
+            return _equal(p[1][1], g[1][1], rel_tol)
+        return _equal_equations(p, g, rel_tol)
+    return _equal_sets_of_reals(p, g, rel_tol)
+
+
+def _two_sided(rel: Node) -> Node:
+    """A chain of equalities `x = 5 + 6 = 11` as its ends, `x = 11`."""
+    if len(rel[2]) > 1 and set(rel[2]) == {"="}:
+        return ("rel", [rel[1][0], rel[1][-1]], ["="])
+    return rel
+
+
+def _equal_ratios(p: Node, g: Node, rel_tol: float) -> bool:
+    """`3 : 8` equals `3:8`, `6 : 16` and `3/8`."""
+    if p[0] == g[0] == "ratio":
+        if len(p[1]) != len(g[1]):
+            return False
+        if all(_equal(a, b, rel_tol) for a, b in zip(p[1], g[1])):
+            return True
+        if len(p[1]) == 2 and all(numeric_value(x) != (0, False) for x in p[1] + g[1]):
+            (a, b), (c, d) = p[1], g[1]
+            return _equal_expressions(("mul", [a, d]), ("mul", [b, c]), rel_tol)
+        return False
+    ratio, other = (p, g) if p[0] == "ratio" else (g, p)
+    if len(ratio[1]) != 2 or other[0] in _SHAPES:
+        return False
+    return _equal_expressions(("div", ratio[1][0], ratio[1][1]), other, rel_tol)
 
 
 # --- relations, intervals --------------------------------------------------------------------
 
 
 def _equal_sets_of_reals(p: Node, g: Node, rel_tol: float) -> bool:
-    if p[0] == g[0] == "rel" and set(p[2]) == {"="} and set(g[2]) == {"="}:
-        return _equal_equations(p, g, rel_tol)
-    if p[0] == "rel" and _assigned_value(p) is not None and g[0] != "rel":
-        return _equal(_assigned_value(p), g, rel_tol)  # type: ignore[arg-type]
-    if g[0] == "rel" and _assigned_value(g) is not None and p[0] != "rel":
-        return _equal(p, _assigned_value(g), rel_tol)  # type: ignore[arg-type]
     if p[0] == g[0] == "rel" and len(p[2]) == len(g[2]) == 1 and "=" not in p[2] + g[2]:
         if _equal_inequalities(p, g, rel_tol):
             return True
@@ -260,6 +401,8 @@ def _as_intervals(node: Node) -> list[Node] | None:
                 return None
             out += sub
         return out
+    if node[0] == "set":  # {-1} in {-1} \cup [0, 7)
+        return [("interval", x, x, True, True) for x in node[1]]
     if node[0] == "rel":
         return _inequality_interval(node)
     if node[0] == "list" and all(part[0] == "rel" for part in node[1]):  # x < -1 or x > 2
@@ -275,10 +418,10 @@ def _inequality_interval(rel: Node) -> list[Node] | None:
     exprs, ops = rel[1], rel[2]
     if "=" in ops or "!=" in ops:
         return None
-    syms = [i for i, e in enumerate(exprs) if e[0] == "sym"]
-    if len(syms) != 1:
+    names = [i for i, e in enumerate(exprs) if _is_name(e)]
+    if len(names) != 1:
         return None
-    k = syms[0]
+    k = names[0]
     lo: Node = ("neg", _INF)
     hi: Node = _INF
     lo_closed = hi_closed = False
@@ -291,6 +434,13 @@ def _inequality_interval(rel: Node) -> list[Node] | None:
             hi, hi_closed = bound, op in ("<=", ">=")
         else:
             lo, lo_closed = bound, op in ("<=", ">=")
+    if exprs[k][0] == "abs":  # 1 <= |z| <= 2: z in [-2, -1] or [1, 2]
+        low = numeric_value(lo) if lo != ("neg", _INF) else (Fraction(-1), False)
+        if low is None:
+            return None
+        if low[0] <= 0:
+            return [("interval", ("neg", hi), hi, hi_closed, hi_closed)]
+        return [("interval", ("neg", hi), ("neg", lo), hi_closed, lo_closed), ("interval", lo, hi, lo_closed, hi_closed)]
     return [("interval", lo, hi, lo_closed, hi_closed)]
 
 
@@ -417,6 +567,8 @@ def _convert(node: Node, flags: dict[str, bool]) -> Any:
         if _digits(node[1]) > _MAX_RESULT_DIGITS:
             raise Explosive("a number with too many digits")
         return sympy.Rational(node[1].numerator, node[1].denominator)
+    if kind == "base":
+        return sympy.Integer(int(node[1], node[2]))
     if kind == "sym":
         return {"e": sympy.E, "i": sympy.I}.get(node[1]) or sympy.Symbol(node[1])
     if kind == "const":

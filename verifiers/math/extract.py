@@ -1,14 +1,24 @@
 """Find the final answer in a response (or in a reference solution).
 
-The first rule that finds an answer decides:
-1. the last complete `\\boxed{...}` / `\\fbox{...}` (nested braces; a later box retracts an
-   earlier one);
-2. the last GSM8K `#### x` line;
-3. the last "the answer is x" / "Answer: x" / "final answer: x", or the same phrase in Spanish,
-   French, German, Portuguese, Italian, Russian, Chinese or Japanese, up to the end of its line;
-4. the whole text, when it is short and has no prose (a bare answer such as `3/4` or `2x+1`);
-5. the last display or inline math (`$...$`, `\\(...\\)`, `\\[...\\]`), else the last number.
+Before anything else, dollar signs used as currency (`$12 + $30 = $42`) are told apart from
+LaTeX's `$...$`, chat-template debris is cut off, and GSM8K calculator notes (`<<3*4=12>>`) go.
+Then the first rule that finds an answer decides:
 
+1. `\\boxed{...}` / `\\fbox{...}` (nested braces): the last box, together with the boxes just
+   before it when only connectors separate them (`\\boxed{2} and \\boxed{5}` is the list `2, 5`);
+   a box further back is retracted by a later one. A reference's boxes are all its answer.
+2. the last GSM8K `#### x` line;
+3. the last final-answer phrase: "the answer is", "Answer:", "A:", "**Answer:**", "Final Answer:
+   The final answer is $x$. I hope it is correct.", and the same in Spanish, French, German,
+   Portuguese, Italian, Russian, Chinese, Japanese and Korean; its value is the math right after it,
+   or the value its sentence states ("The largest $n$ is 34.");
+4. the whole text, when it is short and has no prose (a bare answer such as `3/4` or `2x+1`), or
+   is math spans joined by "and" / "or" / commas (`$21, 16$ or $11$`);
+5. a bold value in the last lines (`**42**`);
+6. the last number or math span of the text, skipping an approximation that follows the value
+   (`7/12 \\approx 0.58` gives `7/12`), and taking the right-hand side of a chain (`3 + 4 = 7`).
+
+Rules 5 and 6 guess, so a reference (`guess=False`) must mark its answer or be one.
 Every regex here is linear in the text: a 100,000-character response costs milliseconds.
 """
 
@@ -16,70 +26,96 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["extract_answer", "last_boxed"]
+__all__ = ["extract_answer", "last_boxed", "all_boxed", "mask_currency", "CURRENCY_MARK"]
+
+CURRENCY_MARK = "\ue000"  # stands in for a currency `$`; same length, so positions are kept
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
-_ANSWER_PHRASE = re.compile(
-    r"(?:\b(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=|would\s+be|will\s+be)"
-    r"|\bla\s+respuesta\s+(?:final\s+)?(?:es|:)|\brespuesta(?:\s+final)?\s*:"
-    r"|\bla\s+r[ée]ponse\s+(?:finale\s+)?(?:est|:)|\br[ée]ponse(?:\s+finale)?\s*:"
-    r"|\bdie\s+(?:endg[üu]ltige\s+)?antwort\s+(?:ist|lautet|:)|\bantwort\s*:|\bergebnis\s*:"
-    r"|\ba\s+resposta\s+(?:final\s+)?(?:[ée]|:)|\bresposta(?:\s+final)?\s*:"
-    r"|\bla\s+risposta\s+(?:finale\s+)?(?:[èe]|:)|\brisposta\s*:"
-    r"|ответ\s*(?::|равен|—|-)|окончательный\s+ответ\s*:?"
-    r"|最终答案(?:是|为|：|:)|答案(?:是|为|：|:)|答え(?:は|：|:))"
-    r"\s*:?\s*",
+# Text after which a response is no longer answering: the chat template's own markers, or the
+# model starting a new exercise on its own.
+_DEBRIS = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end)\|>|</s>|<\|user\|>")
+_NEW_EXERCISE = re.compile(r"\n\s*(?:Q|Question|Problem|Human|User|Exercise)\s*(?:\d+\s*)?[:：.]", re.IGNORECASE)
+_CALCULATOR = re.compile(r"<<[^<>\n]{0,200}>>")
+_PHRASE = (
+    r"\b(?:the\s+)?(?:correct\s+|final\s+)?answer\s*(?:is|should\s+be|would\s+be|will\s+be|=|:|：|-|—)"
+    r"|(?<![A-Za-z])final\s+answer\b\s*[:：]?|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]"
+    r"|\*\*\s*(?:final\s+)?answer\s*:?\s*\*\*\s*:?"
+    r"|\bla\s+respuesta\s+(?:final\s+|correcta\s+)?(?:es|ser[íi]a|:)|\brespuesta(?:\s+final)?\s*[:：]"
+    r"|\bla\s+r[ée]ponse\s+(?:finale\s+)?(?:est|serait|:)|\br[ée]ponse(?:\s+finale)?\s*[:：]"
+    r"|\bdie\s+(?:endg[üu]ltige\s+|richtige\s+)?antwort\s+(?:ist|lautet|:)|\bantwort\s*[:：]|\bergebnis\s*[:：]"
+    r"|\ba\s+resposta\s+(?:final\s+|correta\s+)?(?:[ée]|:)|\bresposta(?:\s+final)?\s*[:：]"
+    r"|\bla\s+risposta\s+(?:finale\s+|corretta\s+)?(?:[èe]|:)|\brisposta(?:\s+finale)?\s*[:：]"
+    r"|ответ\s*(?::|равен|—|-|будет)|окончательный\s+ответ\s*:?"
+    r"|最终答案\s*(?:是|为|：|:)|答案\s*(?:是|为|應為|应为|：|:)|(?:^|\n)\s*答\s*[:：]|答え\s*(?:は|：|:)"
+    r"|정답\s*(?:은|:)|답\s*(?:은|:)|đáp\s+án\s*(?:là|:)"
+)
+_ANSWER_PHRASE = re.compile(r"(?:" + _PHRASE + r")[ \t]*[:：]?[ \t]*", re.IGNORECASE)
+_MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$([^$\n]+?)\$", re.DOTALL)
+# A number in running text, not glued to a Latin letter, `^`, `_`, `{` or `\` (so `x^2`, `a_1`,
+# `v2` are not numbers; CJK text around a number is fine): thousands separators, decimals, a
+# fraction `a/b`, a trailing percent sign.
+_NUMBER_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9_.^{\\/])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    r"(?:[eE][-+]?\d{1,3}|\s?(?:×|\\times|\\cdot|\*)\s?10\s?\^\s?\{?-?\d{1,3}\}?|/\d+(?:\.\d+)?)?"
+    r"(?:\s?\\?%)?(?![A-Za-z0-9_^])"
+)
+_LATEX_WORDS = re.compile(
+    r"\\begin\s*\{[^{}]*\}(?:\s*\{[lcr|\s]*\})?|\\(?:text|mathrm|mbox|textbf|operatorname|end)\s*\{[^{}]*\}|\\[A-Za-z]+")
+_BARE_LIMIT = 120  # a longer text without a marked answer is prose, not a bare answer
+# What may stand between boxes that together give one answer: `\boxed{2}, \boxed{5}`,
+# `\boxed{1} and \boxed{2}`, `$\boxed{(1,2)}$ \quad \text{or} \quad $\boxed{(2,1)}$`.
+_BOX_GAP = re.compile(
+    r"(?:\s|[,;.、，；&$]|\\[()\[\]]|\\q?quad\b|\\[,;:! ]|\\\\|\\(?:text|mathrm|textbf)\s*\{\s*(?:and|or|,|;)?\s*\}"
+    r"|\b(?:and|or|et|ou|y|e|und|oder)\b|и|или|和|或|以及|与|及)*",
     re.IGNORECASE,
 )
-_MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$([^$\n]+?)\$", re.DOTALL)
-# A number in running text, not glued to a letter, `^`, `_`, `{` or `\` (so `x^2`, `a_1`, `v2`
-# are not numbers): thousands separators, decimals, a fraction `a/b`.
-_NUMBER_IN_TEXT = re.compile(r"(?<![\w.^_{\\/])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)?(?![\w^_])")
-_PROSE = re.compile(r"[^\W\d_]{4,}", re.UNICODE)  # a word of 4+ letters outside a LaTeX command
-_LATEX_WORDS = re.compile(r"\\(?:text|mathrm|mbox|textbf|operatorname|begin|end)\s*\{[^{}]*\}|\\[A-Za-z]+")
-_BARE_LIMIT = 120  # a longer text without a marked answer is prose, not a bare answer
+_APPROX = re.compile(r"(?:\\approx|≈|\\sim|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b|\bcirca\b|约|大约)\s*$",
+                     re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<![.\d])\.(?=\s|$)(?!\s*\d)|[。！？\n]|(?<![\d)}!])[!?](?=\s|$)|\.\s*$")
+_STATES = re.compile(
+    r"\s(?:is|are|was|were|equals|equal\s+to|be|makes|gives|becomes|est|es|ist|é|è|son|sont|sind|равно|равен)\s"
+    r"|=|是|为|等于|は|：|(?<!\\):(?=\s)",
+    re.IGNORECASE,
+)
 
 
 def extract_answer(text: str, guess: bool = True) -> str | None:
     """The final-answer text of a response or solution, or None when it contains no answer.
 
-    `guess=False` stops before rule 5: a reference solution must mark its answer (or be one)."""
+    `guess=False` (references) stops before rules 5 and 6, and takes every box of the text."""
     if not isinstance(text, str):
         return None
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed.strip() or None
-    lines = _GSM8K.findall(text)
-    if lines:
-        return _tidy(lines[-1]) or None
-    phrases = list(_ANSWER_PHRASE.finditer(text))
-    if phrases:
-        tail = _tidy(text[phrases[-1].end() :].split("\n", 1)[0])
-        if tail:
-            return tail
-    stripped = text.strip()
-    if stripped and len(stripped) <= _BARE_LIMIT and "\n" not in stripped and not _looks_like_prose(stripped):
-        return _tidy(stripped)
-    if not guess:
+    text = _clean(text)
+    answer = _marked_answer(text, reference=not guess)
+    if answer is None and not guess:
         return None
-    spans = list(_MATH_SPANS.finditer(text))
-    if spans:
-        last = spans[-1]
-        return next(g for g in last.groups() if g is not None).strip()
-    numbers = _NUMBER_IN_TEXT.findall(text)
-    return numbers[-1] if numbers else None
+    if answer is None:
+        cut = _NEW_EXERCISE.search(text)  # an answer given before the model set itself a new exercise
+        if cut:
+            answer = _marked_answer(text[: cut.start()], reference=False)
+            text = text[: cut.start()] if answer is None else text
+    if answer is None and guess:
+        answer = _bold_answer(text) or _last_value(text)
+    return _unmask(answer).strip() or None if answer is not None else None
 
 
 def last_boxed(text: str) -> str | None:
     """Contents of the last `\\boxed{...}` / `\\fbox{...}` whose braces close."""
-    starts = [m.end() for m in _BOX.finditer(text)]
+    boxes = all_boxed(text)
+    return boxes[-1][2] if boxes else None
+
+
+def all_boxed(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, contents) of every `\\boxed{...}` / `\\fbox{...}` whose braces close, in order;
+    of nested boxes only the innermost is kept."""
+    starts = [m for m in _BOX.finditer(text)]
     if not starts:
-        return None
+        return []
     # One pass pairing every brace, so a text full of unclosed boxes stays linear.
     closing: dict[int, int] = {}
     open_braces: list[int] = []
-    first = starts[0] - 1
+    first = starts[0].end() - 1
     for m in re.finditer(r"\\[{}]|[{}]", text[first:]):
         if len(m.group()) == 2:  # an escaped brace (a LaTeX set) does not nest
             continue
@@ -88,10 +124,233 @@ def last_boxed(text: str) -> str | None:
             open_braces.append(i)
         elif open_braces:
             closing[open_braces.pop()] = i
-    for start in reversed(starts):
-        if start - 1 in closing:
-            return text[start : closing[start - 1]]
+    boxes: list[tuple[int, int, str]] = []
+    for m in starts:
+        end = closing.get(m.end() - 1)
+        if end is None:
+            continue
+        while boxes and m.start() < boxes[-1][1]:
+            boxes.pop()  # a box inside another: the inner one, opened last, is the answer
+        boxes.append((m.start(), end + 1, text[m.end() : end]))
+    return boxes
+
+
+def mask_currency(text: str) -> str:
+    """`text` with every `$` that is a currency sign (and `\\$`) replaced by CURRENCY_MARK.
+
+    A `$` before a number opens math only when a closing `$` follows on the same line with math
+    between (no words, not ending in a space) and is not itself a price (`$12 + $30`)."""
+    if "$" not in text:
+        return text
+    out = list(text)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n and text[i + 1] == "$":
+            out[i], out[i + 1] = " ", CURRENCY_MARK
+            i += 2
+            continue
+        if c != "$":
+            i += 1
+            continue
+        if i + 1 < n and text[i + 1] == "$":  # display math `$$...$$`
+            close = text.find("$$", i + 2)
+            i = close + 2 if close >= 0 else i + 2
+            continue
+        close = _closing_dollar(text, i + 1)
+        if close is not None and _is_math(text[i + 1 : close]):
+            i = close + 1
+            continue
+        if re.match(r"\s?-?\s?\d", text[i + 1 : i + 4]):
+            out[i] = CURRENCY_MARK
+        i += 1
+    return "".join(out)
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    debris = _DEBRIS.search(text)
+    if debris:
+        text = text[: debris.start()]
+    text = _CALCULATOR.sub("", text)
+    return mask_currency(text)
+
+
+def _marked_answer(text: str, reference: bool) -> str | None:
+    boxes = all_boxed(text)
+    boxed = None
+    if boxes:
+        group = _trailing_group(text, boxes, loose=reference)
+        parts = list(dict.fromkeys(b[2].strip() for b in group if b[2].strip()))  # `\boxed{4} ... \boxed{4}`
+        boxed = ", ".join(parts) or None
+    phrases = list(_ANSWER_PHRASE.finditer(text))
+    if boxed is not None:
+        # A final-answer line after the box restates or corrects it ("... \boxed{255}. So she has
+        # $10,455. Final Answer: The final answer is $10,455$."); a prose one does not count.
+        if phrases and phrases[-1].start() > boxes[-1][1]:
+            later = _answer_after(text[phrases[-1].end() :], strict=True)
+            if later:
+                return later
+        return boxed
+    lines = _GSM8K.findall(text)
+    if lines:
+        return _tidy(lines[-1]) or None
+    for phrase in reversed(phrases):
+        answer = _answer_after(text[phrase.end() :])
+        if answer:
+            return answer
+    return _bare_answer(text)
+
+
+def _trailing_group(text: str, boxes: list[tuple[int, int, str]], loose: bool) -> list[tuple[int, int, str]]:
+    """The last box and those before it separated only by connectors; for a reference also by a
+    few words (`\boxed{1} papers and \boxed{2} bins`)."""
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        gap = text[box[1] : group[0][0]]
+        if _BOX_GAP.fullmatch(gap) is None and not (
+                loose and len(re.findall(r"[^\W\d_]+", gap)) <= 3 and not re.search(r"[.:;!?]\s|\n", gap)):
+            break
+        group.insert(0, box)
+    return group
+
+
+def _answer_after(tail: str, strict: bool = False) -> str | None:
+    """The answer that follows a final-answer phrase: on its line, else on the next line.
+    `strict`: only an answer written right after the phrase, not one read out of a sentence."""
+    tail = tail.lstrip(" \t*:：")
+    first_line, _, rest = tail.partition("\n")
+    if not first_line.strip(" *.`"):
+        first_line = rest.lstrip().split("\n", 1)[0]  # "The answer is:\n\n$$42$$"
+        if first_line.startswith("$$") or first_line.startswith("\\["):
+            span = _MATH_SPANS.match(rest.lstrip())
+            if span:
+                return next(g for g in span.groups() if g is not None).strip()
+    line = re.split(r"\bI hope it is correct|\bI hope this helps", first_line, maxsplit=1, flags=re.IGNORECASE)[0]
+    line = line.strip().strip("*").strip()
+    if not line:
+        return None
+    boxed = last_boxed(line)
+    if boxed is not None:
+        return boxed.strip()
+    span = _MATH_SPANS.match(line)
+    if span and (span.end() == len(line) or not re.match(r"\s*[A-Za-z0-9]", line[span.end():])
+                 or _looks_like_prose(line[span.end():])):
+        return next(g for g in span.groups() if g is not None).strip()  # "$7$. I hope ..."
+    sentence = _first_sentence(line)
+    if not _looks_like_prose(sentence):
+        return _tidy(sentence) or None
+    if strict:
+        return None
+    # A sentence after the phrase states the answer only if it is the last thing said with a
+    # number in it ("Answer: First, 3 apples cost $6. ..." is a heading, not an answer).
+    if re.search(r"\d", tail[tail.find(sentence) + len(sentence) :]):
+        return None
+    return _value_in_sentence(sentence)
+
+
+def _bare_answer(text: str) -> str | None:
+    stripped = text.strip()
+    if not stripped or len(stripped) > _BARE_LIMIT or "\n" in stripped:
+        return None
+    if not _looks_like_prose(stripped):
+        return _tidy(stripped) or None
+    # "$125$ miles", "$21,16$ or $11$", "$1$ and $2$ and $3$": math spans, connectors, one word.
+    spans = list(_MATH_SPANS.finditer(stripped))
+    rest = re.sub(r"\b(?:and|or)\b|[,;.]", " ", _MATH_SPANS.sub(" ", stripped), flags=re.IGNORECASE)
+    if spans and len(rest.split()) <= 1:
+        return ", ".join(next(g for g in s.groups() if g is not None).strip() for s in spans)
     return None
+
+
+def _bold_answer(text: str) -> str | None:
+    """`**42**` or `**$10**` in the last two non-empty lines."""
+    lines = [line for line in text.strip().split("\n") if line.strip()][-2:]
+    for line in reversed(lines):
+        bolds = re.findall(r"\*\*([^*\n]{1,80})\*\*", line)
+        for bold in reversed(bolds):
+            if re.search(r"\d", bold):
+                value = bold.strip().rstrip(".:")
+                return value if not _looks_like_prose(value) else _value_in_sentence(value)
+    return None
+
+
+def _last_value(text: str) -> str | None:
+    """The last number or math span in the text (rule 6)."""
+    text = _normalize_number_text(text)
+    candidates: list[tuple[int, int, str]] = []
+    spans = list(_MATH_SPANS.finditer(text))
+    outside = list(text)
+    for s in spans:
+        content = next(g for g in s.groups() if g is not None).strip()
+        if content:
+            candidates.append((s.start(), s.end(), content))
+        outside[s.start() : s.end()] = " " * (s.end() - s.start())
+    plain = "".join(outside)
+    candidates += [(m.start(), m.end(), m.group()) for m in _NUMBER_IN_TEXT.finditer(plain)]
+    if not candidates:
+        return None
+    candidates.sort()
+    k = len(candidates) - 1
+    # `7/12 \approx 0.58`: the value stated before an approximation of it.
+    while k > 0 and _approximates(text[candidates[k - 1][1] : candidates[k][0]]):
+        k -= 1
+    value = candidates[k][2]
+    if value.count("=") and not re.search(r"\\(?:begin|text)", value):
+        value = _last_of_chain(value)
+    return value
+
+
+def _approximates(gap: str) -> bool:
+    """Whether the text between two values says the second approximates the first: `7/12 \\approx
+    0.58`, `7/12, or about 0.58`, `7/12 (roughly 0.58)`."""
+    if not _APPROX.search(gap):
+        return False
+    words = re.sub(r"\\approx|\\sim|≈|~|[\s,;()$=]|\b(?:or|about|approximately|roughly|around|circa|which|is|i\.e\.)\b"
+                   r"|约|大约", "", gap, flags=re.IGNORECASE)
+    return not words
+
+
+def _value_in_sentence(sentence: str) -> str | None:
+    """The value a sentence states: after its last "is" / "=" / ":", else its last value."""
+    statements = list(_STATES.finditer(sentence))
+    if statements:
+        after = sentence[statements[-1].end() :].strip()
+        head = _MATH_SPANS.match(after)
+        if head:
+            return next(g for g in head.groups() if g is not None).strip()
+        number = re.match(r"[-+]?" + CURRENCY_MARK + r"?\s?(?:\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\s?\\?%)?)", after)
+        if number:
+            return number.group()
+        if after and len(after) <= 40 and not _looks_like_prose(after):
+            return _tidy(after)
+    return _last_value(sentence)
+
+
+def _first_sentence(line: str) -> str:
+    """Up to the end of the first sentence, outside math spans (a decimal point is not one)."""
+    hidden = _MATH_SPANS.sub(lambda m: "x" * len(m.group()), line)
+    end = _SENTENCE_END.search(hidden)
+    return line[: end.start()] if end else line
+
+
+def _last_of_chain(value: str) -> str:
+    """`48 + 24 = 72` -> `72`; a chain's last link is its value (an approximation is not)."""
+    depth, last = 0, -1
+    for i, ch in enumerate(value):
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        elif ch == "=" and depth == 0 and value[i - 1 : i] not in ("<", ">", "!") and value[i + 1 : i + 2] != "=":
+            last = i
+    if last < 0:
+        return value
+    rhs = value[last + 1 :].strip()
+    approx = re.search(r"\\approx|≈", rhs)
+    return rhs if rhs and not approx else (rhs[: approx.start()].strip() if approx and rhs[: approx.start()].strip() else value)
 
 
 def _tidy(tail: str) -> str:
@@ -104,15 +363,60 @@ def _tidy(tail: str) -> str:
     return tail.strip().strip("*").strip()
 
 
+def _unmask(answer: str) -> str:
+    return answer.replace(CURRENCY_MARK, "")
+
+
+def _closing_dollar(text: str, start: int) -> int | None:
+    """The next single `$` on the same line after `start`, or None."""
+    i = start
+    while True:
+        j = text.find("$", i)
+        if j < 0:
+            return None
+        newline = text.find("\n", start, j)
+        if newline >= 0:
+            return None
+        if text[j - 1] == "\\":
+            i = j + 1
+            continue
+        return j
+
+
+def _is_math(content: str) -> bool:
+    """Whether `$content$` is LaTeX math rather than two prices with words between."""
+    if not content.strip() or (content[-1].isspace() and not content[0].isspace()):
+        return False  # "$12 + $30": a price, words or an operator, then the next price
+    bare = _LATEX_WORDS.sub(" ", content)
+    return not re.search(r"[^\W\d_]{3,}", bare)
+
+
+def _normalize_number_text(text: str) -> str:
+    """Thousands separators of LaTeX and of print, spelled plainly: `12{,}345`, `12,\\!345`,
+    `4\\,321.5`, `98\\,765\\,432`, `3 500` (a thin or plain space before three digits)."""
+    text = re.sub(r"(?<=\d)(?:\{,\}|,\\!|,\s?\\!\s?)(?=\d{3})", ",", text)
+    text = re.sub(r"(?<=\d)(?:\\[,!]|\\thinspace\s?|[\u2009\u202f\u00a0])(?=\d{3}(?!\d))", "", text)
+    return re.sub(r"(?<![\d.,])(\d{1,3})(?: (\d{3}))+(?![\d.,]?\d)",
+                  lambda m: m.group().replace(" ", ""), text)
+
+
 def _looks_like_prose(text: str) -> bool:
-    """True when the text has words outside LaTeX commands and `\\text{}` (a sentence, not an
-    answer). Units after a number ("18 dollars") count as an answer, not prose."""
-    outside_math = _MATH_SPANS.sub(" ", text)
-    if outside_math != text and re.search(r"[^\W\d_]{2,}", _LATEX_WORDS.sub(" ", outside_math)):
-        return True  # "Hence $x = 5$": words around math
-    bare = _LATEX_WORDS.sub(" ", text)
-    words = _PROSE.findall(bare)
-    if len(words) < 2:
-        return False  # "Monday", "5 apples": an answer
-    # "18 dollars", "5 apples each": a leading number followed by words only is an answer.
-    return not re.match(r"^\s*[-+$€£]?\s*\d[\d,.]*\s*%?\s*[^\W\d_]+(?:\s+[^\W\d_]+){0,2}\s*\.?$", bare)
+    """True when the text is a sentence rather than an answer: words before its first number or
+    math ("So she has 12", "approximately 42", "所以一共是 96"), or more than three after it, or
+    words around math ("Hence $x = 5$ here"). An answer may carry units ("18 dollars", "5 apples
+    each"), connectors ("x = 1 or x = 2"), `\\text{}` and LaTeX commands; a word alone ("Monday",
+    "no solution") is a text answer."""
+    outside_math = _MATH_SPANS.sub(" 0 ", text)
+    bare = _LATEX_WORDS.sub(" ", outside_math)
+    words = [(m.start(), m.group()) for m in re.finditer(r"[^\W\d_]{2,}", bare)
+             if m.group().lower() not in _NOT_PROSE]
+    value = re.search(r"\d", bare)
+    if value is None:
+        return len(words) > 3
+    if outside_math != text and words:
+        return True
+    return any(start < value.start() for start, _ in words) or len(words) > 3
+
+
+_NOT_PROSE = {"and", "or", "et", "ou", "und", "oder", "pi", "sqrt", "sin", "cos", "tan", "log", "ln", "exp", "inf",
+              "infinity", "oo"}

@@ -17,6 +17,7 @@ Nodes are plain tuples, so they cross process boundaries cheaply and nothing in 
     ("rel", [e0, e1, ...], [op0, ...])       ("list" | "set" | "tuple", [items])
     ("interval", lo, hi, lo_closed, hi_closed)   ("union", [intervals])   ("matrix", [[cells]])
     ("text", normalised)            ("letter", "B")      ("percent", node)
+    ("ratio", [a, b, ...])          ("time", [7, 30])    ("base", "132", 4)   ("latex", source)   (LaTeX outside the grammar)
 """
 
 from __future__ import annotations
@@ -57,12 +58,17 @@ _REPLACEMENTS = [
     ("≤", "<="), ("≥", ">="), ("≠", "!="), ("=<", "<="), ("=>", ">="), ("π", "\\pi"), ("∞", "\\infty"),
     ("√", "\\sqrt"), ("∪", "\\cup"), ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"),
     ("\\lbrace", "\\{"), ("\\rbrace", "\\}"), ("\\lbrack", "["), ("\\rbrack", "]"), ("\\varnothing", "\\emptyset"),
+    ("±", "\\pm"), ("\\mp", "\\pm"), ("∓", "\\pm"), ("\\colon", ":"), ("\\ratio", ":"), ("∶", ":"), ("\\textnormal", "\\text"),
+    ("\\mathbb{R}", "(-\\infty, \\infty)"), ("\\mathbb R", "(-\\infty, \\infty)"), ("ℝ", "(-\\infty, \\infty)"),
 ]
 _WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mbox|operatorname|boxed|fbox)\s*\{([^{}]*)\}")
 # A unit in a text wrapper right after a number: `5\text{ cm}`, `12\mbox{ m/s}`, `9\,\mathrm{cm}^2`.
 _UNIT_TEXT = re.compile(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\s*\{\s*(?!(?:or|and|et|ou|und|oder)\s*\})[^\W\d_][^{}\d]*\}(?:\s*\^\s*\{?\d\}?)?")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree")
 _PERCENT = re.compile(r"\\?%\s*$")
+_PERCENT_WORD = re.compile(
+    r"(?<=[\d}])\s*(?:\\(?:text|mbox|mathrm)\s*\{\s*(?:percent|per\s?cent|percentage|pct)\s*\}"
+    r"|(?:percent|per\s?cent|percentage|pct)\b\.?)", re.IGNORECASE)
 _CURRENCY = re.compile(r"\\\$|\$|€|£|¥|\\euro|\b(?:USD|EUR|GBP|Rs\.?)(?=\s*\d)")
 _UNIT_TAIL = re.compile(r"(?<=[\d)}.\s])\s*([^\W\d_]{2,}(?:\s*\^\s*\{?\d\}?)?(?:\s*/\s*[^\W\d_]+)?)\s*\.?$")
 _MIXED_PLAIN = re.compile(r"^(-?)(\d{1,30})\s+(\d{1,30})\s*/\s*(\d{1,30})$")
@@ -75,7 +81,7 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d{1,3}(?![\d.]))?|\.\d+)"
     r"|(?P<cmd>\\[A-Za-z]+|\\[{}|\\])"
     r"|(?P<word>[A-Za-z]+)"
-    r"|(?P<op><=|>=|!=|[-+*/^_!()\[\]{},|=<>&;']))"
+    r"|(?P<op><=|>=|!=|[-+*/^_!()\[\]{},|=<>&;':]))"
 )
 _UNIT_WORDS_KEEP = FUNCTIONS | set(_CONSTANT_WORDS) | {"or", "and"}
 
@@ -96,7 +102,7 @@ def parse_answer(text: str) -> Node:
     """The syntax tree of an answer. Raises ParseError for anything outside the grammar."""
     if len(text) > MAX_ANSWER_CHARS:
         raise ParseError(f"answer of {len(text)} characters is longer than {MAX_ANSWER_CHARS}")
-    s = text.strip()
+    s = _undouble_escapes(text.strip())
     letter = _LETTER_STRICT.match(normalize_text(s).upper() if _is_wrapped_letter(s) else s)
     if letter:
         return ("letter", next(g for g in letter.groups() if g).upper())
@@ -111,14 +117,61 @@ def parse_answer(text: str) -> Node:
         words = normalize_text(text)
         if re.search(r"[^\W\d_]{2,}", words) and not re.search(r"[=<>^/*]", words):
             return ("text", words)
+        opaque = _opaque(s)
+        if opaque is not None:
+            return opaque
         raise
     return ("percent", node) if percent else node
+
+
+def decimal_comma_reading(text: str) -> Node | None:
+    """`1000,99` / `2,74` / `0,111` read with a decimal comma (the number a European writer means),
+    when the answer is just such a number; None otherwise. `1,234` stays a thousands separator."""
+    m = re.fullmatch(r"\s*\$?\s*(-?)(\d+),(\d+)\s*\$?\s*", text)
+    if not m or (len(m.group(3)) == 3 and m.group(2) != "0" and len(m.group(2)) <= 3):
+        return None
+    return _number(f"{m.group(1)}{m.group(2)}.{m.group(3)}") if not m.group(1) else ("neg", _number(f"{m.group(2)}.{m.group(3)}"))
 
 
 def letter_of(text: str) -> str | None:
     """The choice letter at the start of an answer like `(B)`, `B`, `B) 12`, `\\text{(C)}`."""
     m = _LETTER.match(normalize_text(text).upper() if "\\" in text else text.strip())
     return m.group(1).upper() if m else None
+
+
+_KNOWN_COMMANDS = (
+    "frac|dfrac|tfrac|cfrac|sqrt|left|right|le|ge|leq|geq|lt|gt|ne|neq|pi|infty|cdot|times|div|text|textbf|"
+    "mathrm|mathbf|boxed|in|cup|cap|pm|mp|sin|cos|tan|log|ln|exp|begin|end|circ|quad|qquad|approx|emptyset|"
+    "varnothing|binom|dbinom|alpha|beta|gamma|theta|lambda|mu|sigma|omega|phi|infty|mid|vert|lvert|rvert"
+)
+
+
+def _undouble_escapes(s: str) -> str:
+    """Text escaped twice (`\\\\frac12`, as in a JSON dump of a Python literal) read as LaTeX."""
+    if "\\\\" not in s:
+        return s
+    if re.search(r"(?<!\\)\\\\[A-Za-z]", s) and not re.search(r"(?<!\\)\\[A-Za-z]", s):
+        return s.replace("\\\\", "\\")  # every command doubled: row breaks are doubled too
+    return re.sub(r"(?<!\\)\\\\(?=(?:" + _KNOWN_COMMANDS + r")(?![A-Za-z]))", r"\\", s)
+
+
+def _exact_part(s: str) -> str:
+    """`\\frac{\\sqrt3}{3} \\approx 0.577` -> the exact value; `x \\approx 11` -> 11."""
+    m = re.search(r"\\approx|≈", s)
+    if not m:
+        return s
+    left, right = s[: m.start()].strip(), s[m.end() :].strip()
+    if not left or re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?\s*=?", left):
+        return right
+    return left
+
+
+def _opaque(s: str) -> Node | None:
+    """An answer with LaTeX this grammar does not model (`\\sum`, `\\overline{AB}`) compares as its
+    spacing-free source, so a reference holding one is still readable; unbalanced braces are not."""
+    if not re.search(r"\\[A-Za-z]{2,}", s) or s.count("{") != s.count("}"):
+        return None
+    return ("latex", re.sub(r"\s+", "", s))
 
 
 def _is_text_answer(s: str) -> bool:
@@ -144,6 +197,10 @@ def _normalize(s: str) -> tuple[str, bool]:
     for opener, closer in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
         if s.startswith(opener) and s.endswith(closer) and len(s) >= len(opener) + len(closer):
             s = s[len(opener) : len(s) - len(closer)].strip()
+    s = _exact_part(s)
+    # Thousands separators: 12{,}345, 14 {, }916, 11,\! 111
+    s = re.sub(r"(?<=\d)\s*(?:\{\s*,\s*\}|,\s*\\!)\s*(?=\d{3})", ",", s)
+    s = _PERCENT_WORD.sub("%", s)  # "28 percent", "28\\text{ pct}"
     for old, new in _REPLACEMENTS:
         s = s.replace(old, new)
     s = _UNIT_TEXT.sub("", s)  # 12\text{ m/s} -> 12
@@ -165,6 +222,13 @@ def _normalize(s: str) -> tuple[str, bool]:
         percent, s = True, _PERCENT.sub("", s).strip()
     s = re.sub(r"^[A-Za-z]\w*\s*\\in\s*", "", s)  # "x \in [1, 2]" -> "[1, 2]"
     s = re.sub(r"\s+(?:or|and|et|und|ou|или|и)\s+", ", ", s)  # "x = 1 or x = 2" -> a list
+    s = re.sub(r"(?<=[)\]}])\s*(?:or|and)\s*(?=[(\[{\\])", ", ", s)  # "(11,7)or(7,11)"
+    s = re.sub(r"\\+$", "", s).strip()  # a stray line break at the end: "185\\"
+    wrapped = re.fullmatch(r"[(\[]\s*(\\begin\s*\{(\w+)\}.*\\end\s*\{\2\})\s*[)\]]", s, re.DOTALL)
+    if wrapped:  # \left[\begin{array}...\end{array}\right]: the brackets are the matrix's own
+        s = wrapped.group(1)
+    # Digits grouped by spaces (a thin space `\,` became one above): "3 500", "4 321.5".
+    s = re.sub(r"(?<![\d.,])\d{1,3}(?:[ \u2009\u202f\u00a0]\d{3})+(?![\d/])", lambda m: re.sub(r"\s", "", m.group()), s)
     mixed = _MIXED_PLAIN.match(s)
     if mixed:
         sign, whole, num, den = mixed.groups()
@@ -239,31 +303,45 @@ def _parse_structure(tokens: list[Any]) -> Node:
     unions = _split_top(tokens, {"\\cup"})
     if len(unions) > 1:
         return ("union", [_parse_item(u) for u in unions])
+    groups = _split_top(tokens, {";"})
+    if len(groups) > 1 and any(len(_split_top(g, {","})) > 1 for g in groups):
+        # "p=5, q=2; p=7, q=2": solutions separated by semicolons, each of several values
+        return ("list", [_parse_structure(g) for g in groups])
     items = _split_top(tokens, {",", ";"})
     if len(items) > 1:
-        return ("list", [_parse_item(i) for i in items])
+        return ("list", _flatten([_parse_item(i) for i in items]))
     return _parse_item(tokens)
+
+
+def _flatten(items: list[Node]) -> list[Node]:
+    """Lists inside a list (the two readings of a `\\pm`) become its items."""
+    out: list[Node] = []
+    for item in items:
+        out.extend(item[1] if item[0] == "list" else [item])
+    return out
 
 
 def _parse_item(tokens: list[Any]) -> Node:
     if not tokens:
         raise ParseError("empty item")
+    if any(t[1] == "\\pm" for t in tokens):  # a \pm b: both solutions
+        plus = [("op", "+") if t[1] == "\\pm" else t for t in tokens]
+        minus = [("op", "-") if t[1] == "\\pm" else t for t in tokens]
+        return ("list", [_parse_item(plus), _parse_item(minus)])
     first, last = tokens[0][1], tokens[-1][1]
     if first == "\\emptyset" and len(tokens) == 1:
         return ("set", [])
-    if first == "\\{" and last == "\\}" and _closes_at_end(tokens):
+    if first in ("\\{", "{") and last == ("\\}" if first == "\\{" else "}") and _closes_at_end(tokens):
         inner = tokens[1:-1]
-        return ("set", [_parse_item(p) for p in _split_top(inner, {",", ";"})] if inner else [])
+        parts = _split_top(inner, {",", ";"})
+        if first == "\\{" or len(parts) > 1:  # {4, 6, 9} written without backslashes is a set too
+            return ("set", [_parse_item(p) for p in parts] if inner else [])
     if first in ("(", "[") and last in (")", "]") and _closes_at_end(tokens):
-        parts = _split_top(tokens[1:-1], {","})
+        parts = _split_top(tokens[1:-1], {",", ";"})
         if len(parts) == 2:
             return ("interval", _parse_item(parts[0]), _parse_item(parts[1]), first == "[", last == "]")
         if len(parts) > 2:
             return ("tuple", [_parse_item(p) for p in parts])
-    pm = _split_top(tokens, {"\\pm"})
-    if len(pm) == 2:  # a \pm b: both solutions
-        a, b = _Parser(pm[0]).expression(), _Parser(pm[1]).expression()
-        return ("list", [("add", [a, b]), ("add", [a, ("neg", b)])])
     sides: list[list[Any]] = [[]]
     ops: list[str] = []
     depth = 0
@@ -277,8 +355,24 @@ def _parse_item(tokens: list[Any]) -> Node:
             sides.append([])
         else:
             sides[-1].append(tok)
-    exprs = [_Parser(side).expression() for side in sides]
-    return ("rel", exprs, ops) if ops else exprs[0]
+    if not ops:
+        return _parse_side(tokens)
+    return ("rel", [_parse_side(side) for side in sides], ops)
+
+
+def _parse_side(tokens: list[Any]) -> Node:
+    """One side of a relation: a ratio `3 : 8` (or a clock time `7:30`), a bracketed shape, or an
+    expression."""
+    ratio = _split_top(tokens, {":"})
+    if len(ratio) > 1:
+        if all(len(p) == 1 and p[0][0] == "num" and p[0][1].isdigit() for p in ratio) and all(
+                len(p[0][1]) == 2 for p in ratio[1:]) and len(ratio) <= 3:
+            return ("time", [int(p[0][1]) for p in ratio])  # 7:30, 12:00:05
+        return ("ratio", [_Parser(part).expression() for part in ratio])
+    if tokens and tokens[0][1] in ("(", "[", "\\{", "{") and _closes_at_end(tokens) and len(
+            _split_top(tokens[1:-1], {",", ";"})) > 1:
+        return _parse_item(tokens)
+    return _Parser(tokens).expression()
 
 
 def _closes_at_end(tokens: list[Any]) -> bool:
@@ -425,6 +519,8 @@ class _Parser:
     def _primary_inner(self) -> Node:
         kind, value = self._take()
         if kind == "num":
+            if self._peek_is("_") and value.isdigit():
+                return self._base_literal(value)
             return _number(value)
         if kind == "sym":
             if self._peek_is("_"):
@@ -455,6 +551,19 @@ class _Parser:
         if kind == "cmd":
             return self._command(value[1:])
         raise ParseError(f"unexpected {value!r}")
+
+    def _base_literal(self, digits: str) -> Node:
+        """`132_4`, `204_{5}`: digits in a base from 2 to 10."""
+        self.i += 1
+        braced = self._peek_is("{")
+        if braced:
+            self.i += 1
+        kind, base = self._take()
+        if braced:
+            self._expect("}")
+        if kind != "num" or not base.isdigit() or not 2 <= int(base) <= 10 or any(int(d) >= int(base) for d in digits):
+            raise ParseError(f"{digits}_{base} is not a number in a base from 2 to 10")
+        return ("base", digits, int(base))
 
     def _command(self, name: str) -> Node:
         if name == "frac":

