@@ -51,6 +51,8 @@ class Case(NamedTuple):
     expected: bool  # True: the verdict must be status ok with reward 1.0
     rule: str
     status: tuple[str, ...] = OK_ONLY  # the statuses the verdict may have
+    source: str = "written"  # "written" by hand, or "real": a model's completion, decided by hand
+    origin: str = ""  # for a real case: the model, the problem and the prompt style it came from
 
 
 class OptionCase(NamedTuple):
@@ -63,7 +65,8 @@ class OptionCase(NamedTuple):
 RULES = (
     "extraction", "numbers", "percent", "mixed", "radicals", "scientific", "units", "text",
     "choice", "sets", "intervals", "matrices", "equations", "inequalities", "symbolic",
-    "no_answer", "hostile",
+    "no_answer", "hostile", "currency", "final_line", "boxes", "formatting", "named", "shapes",
+    "ratios", "golds", "unmarked",
 )
 
 # Golds written as full solutions: MATH style (a \boxed) and GSM8K style (a #### line).
@@ -569,7 +572,269 @@ def _cases() -> list[Case]:
     return cases
 
 
-CASES: list[Case] = _cases()
+def _cases_of_model_text() -> list[Case]:
+    """Classes seen in real model output and in graders' datasets (written here by hand)."""
+    c = Case
+    t, f = True, False
+    cases: list[Case] = []
+    add = cases.append
+
+    # ---------------------------------------------------------------- 18. currency dollars
+    R = "currency"
+    add(c("Tom pays $15 + $25 = $40 for the tickets.\nA: 40", "40", t, R))
+    add(c("Tom pays $15 + $25 = $40 for the tickets.\nA: 40", "25", f, R))
+    add(c("The shirt costs $8 and the hat costs $7, so together they cost $15.", "15", t, R))
+    add(c("The shirt costs $8 and the hat costs $7, so together they cost $15.", "7", f, R))
+    add(c("He earns $9 an hour for 6 hours, which is $54.", "#### 54", t, R))
+    add(c("He earns $9 an hour for 6 hours, which is $54.", "#### 9", f, R))
+    add(c("She had $100 and spent $37, so she has $63 left.", "63", t, R))
+    add(c("She had $100 and spent $37, so she has $63 left.", "37", f, R))
+    add(c("Each book is $4.50, so 4 books cost 4 x $4.50 = $18.", "18", t, R))
+    add(c("Each book is $4.50, so 4 books cost 4 x $4.50 = $18.", "4.5", f, R))
+    add(c("The answer is $1,250.", "1250", t, R))
+    add(c("The answer is $1,250.", "125", f, R))
+    add(c("Total: $2,400 per month", "2400", t, R))
+    add(c("In total she saves $5 * 12 = $60.\nThe answer is $60.", "60", t, R))
+    add(c("In total she saves $5 * 12 = $60.\nThe answer is $60.", "12", f, R))
+    add(c(r"The price with tax is $\$21.40$.", "21.4", t, R))
+    add(c(r"The price with tax is $\$21.40$.", "21.04", f, R))
+    add(c("Ticket: $12. Popcorn: $6. Drink: $4. So he spends $12 + $6 + $4 = $22 in all.", "22", t, R))
+    add(c("Ticket: $12. Popcorn: $6. Drink: $4. So he spends $12 + $6 + $4 = $22 in all.", "4", f, R))
+    add(c("We have $x = 5$ apples costing $2 each, so they cost $10.", "10", t, R))
+    add(c("We have $x = 5$ apples costing $2 each, so they cost $10.", "5", f, R))
+    add(c("Half of $48 is $24.", "24", t, R))
+    add(c("It costs $ 30 in total.", "30", t, R))
+    add(c("Il paie 12 $ + 30 $ = 42 $ au total.\nRéponse : 42 $", "42", t, R))
+    add(c("Il paie 12 $ + 30 $ = 42 $ au total.\nRéponse : 42 $", "30", f, R))
+    add(c("The answer is $-15$ dollars.", "-15", t, R))
+
+    # ---------------------------------------------------------------- 19. final-answer lines
+    R = "final_line"
+    add(c("3 bags of 8 is 24.\nFinal Answer: The final answer is $24$. I hope it is correct.", "24", t, R))
+    add(c("3 bags of 8 is 24.\nFinal Answer: The final answer is $24$. I hope it is correct.", "8", f, R))
+    add(c("Final Answer: The final answer is $\\frac{5}{6}$. I hope it is correct.", r"\frac56", t, R))
+    add(c("Final Answer: The largest $k$ is 17.", "17", t, R))
+    add(c("Final Answer: The largest $k$ is 17.", "16", f, R))
+    add(c("Final Answer: Lily has 9 marbles left.", "9", t, R))
+    add(c("**Answer:** 36", "36", t, R))
+    add(c("**Answer:** 36", "63", f, R))
+    add(c("**Final answer:** $\\frac{1}{4}$", "0.25", t, R))
+    add(c("So she walks 3 + 4 = 7 km.\n\n**7**", "7", t, R))
+    add(c("So she walks 3 + 4 = 7 km.\n\n**7**", "3", f, R))
+    add(c("So in total there are **56 students**.", "56", t, R))
+    add(c("The answer is: 88", "88", t, R))
+    add(c("The answer is:\n\n$$88$$", "88", t, R))
+    add(c("The answer is:\n\n$$88$$", "8", f, R))
+    add(c("The answer is 14, because 2 * 7 = 14.", "14", t, R))
+    add(c("The answer is 14, because 2 * 7 = 14.", "7", f, R))
+    add(c("The answer is 12. This makes sense since 12 is less than 20.", "12", t, R))
+    add(c("The answer is 12. This makes sense since 12 is less than 20.", "20", f, R))
+    add(c("The probability is $\\frac{5}{9} \\approx 0.56$.", r"\frac59", t, R))
+    add(c("The probability is $\\frac{5}{9} \\approx 0.56$.", "0.56", f, R))
+    add(c("So the ratio is 2/3, or about 0.67.", r"\frac23", t, R))
+    add(c("Answer: 25 (rounded to the nearest whole number)", "25", t, R))
+    add(c("Ans: 61", "61", t, R))
+    add(c("A: 19\n", "19", t, R))
+    add(c("Q: How many?\nA: 19", "91", f, R))
+    add(c("答案：45", "45", t, R))
+    add(c("答案：45", "54", f, R))
+    add(c("答：小明一共走了 12 公里。", "12", t, R))
+    add(c("所以最终答案是 3/5。", "0.6", t, R))
+    add(c("Réponse : 7", "7", t, R))
+    add(c("Réponse finale : 70", "7", f, R))
+    add(c("La respuesta correcta es 250.", "250", t, R))
+    add(c("Die richtige Antwort lautet 81.", "81", t, R))
+    add(c("Ответ: 33 яблока.", "33", t, R))
+    add(c("Ответ: 33 яблока.", "3", f, R))
+    add(c("答えは 15 です。", "15", t, R))
+    add(c("정답은 64", "64", t, R))
+    add(c("A resposta correta é 9.", "9", t, R))
+    add(c("La risposta è 28.", "28", t, R))
+    add(c("The answer is 40.\n\nQ: A train travels 60 miles per hour for 3 hours. How far?\nA: 180", "40", t, R))
+    add(c("The answer is 40.\n\nQ: A train travels 60 miles per hour for 3 hours. How far?\nA: 180", "180", f, R))
+    add(c("The answer is 11.<|im_end|>\n<|im_start|>user\nThe answer is 13.", "11", t, R))
+    add(c("The answer is 11.<|im_end|>\n<|im_start|>user\nThe answer is 13.", "13", f, R))
+    add(c("The final answer is 2.5. I hope this helps!", "2.5", t, R))
+    add(c("Answer: First, 4 boxes hold 6 cans each, so there are 24 cans. Then 5 are used, leaving 19.", "19", t, R))
+    add(c("Answer: First, 4 boxes hold 6 cans each, so there are 24 cans. Then 5 are used, leaving 19.", "6", f, R))
+
+    # ---------------------------------------------------------------- 20. several boxes
+    R = "boxes"
+    add(c(r"The roots are $\boxed{-3}$ and $\boxed{4}$.", "-3, 4", t, R))
+    add(c(r"The roots are $\boxed{-3}$ and $\boxed{4}$.", "4", f, R))
+    add(c(r"\boxed{7}, \boxed{-7}", r"\pm 7", t, R))
+    add(c(r"\boxed{(2,3)}, \boxed{(3,2)}", r"\{(2,3), (3,2)\}", t, R))
+    add(c(r"\boxed{(2,3)}, \boxed{(3,2)}", r"\{(2,3), (3,1)\}", f, R))
+    add(c(r"$\boxed{1}$ \quad \text{or} \quad $\boxed{6}$", "1, 6", t, R))
+    add(c(r"First I wrote \boxed{10}. That double counts, so the total is \boxed{8}.", "8", t, R))
+    add(c(r"First I wrote \boxed{10}. That double counts, so the total is \boxed{8}.", "10, 8", f, R))
+    add(c(r"\boxed{5}", r"\boxed{2} \text{ and } \boxed{5}", f, R))
+    add(c(r"\boxed{2, 5}", r"\boxed{2} \text{ and } \boxed{5}", t, R))
+    add(c(r"\boxed{2} \text{ and } \boxed{5}", "5, 2", t, R))
+    add(c(r"$\boxed{4}$ cats and $\boxed{3}$ dogs", "4, 3", f, R))
+    add(c(r"\boxed{3, 9}", r"There are \boxed{3} red and \boxed{9} blue marbles.", t, R))
+    add(c(r"\boxed{9}", r"There are \boxed{3} red and \boxed{9} blue marbles.", f, R))
+    add(c(r"The side is \boxed{6}. Checking: the area is 36, so again the side is \boxed{6}.", "6", t, R))
+    add(c(r"x = \boxed{2}, y = \boxed{-1}", "(2, -1)", t, R))
+    add(c(r"\boxed{0} \text{ or } \boxed{1}", r"\{0, 1\}", t, R))
+    add(c(r"\boxed{0} \text{ or } \boxed{1}", r"\{0, 1, 2\}", f, R))
+    add(c(r"\boxed{\boxed{12}}", "12", t, R))
+    add(c(r"\boxed{12} is wrong; recomputing gives \boxed{21}", "21", t, R))
+    add(c(r"\boxed{12} is wrong; recomputing gives \boxed{21}", "12", f, R))
+
+    # ---------------------------------------------------------------- 21. how numbers are printed
+    R = "formatting"
+    add(c(r"\boxed{24{,}680}", "24680", t, R))
+    add(c(r"\boxed{24{,}680}", "2468", f, R))
+    add(c(r"The total is $56,\!789$.", "56789", t, R))
+    add(c(r"The total is $56,\!789$.", "56.789", f, R))
+    add(c(r"The answer is $7\,654.25$.", "7654.25", t, R))
+    add(c(r"The answer is $7\,654.25$.", "7.65425", f, R))
+    add(c("The answer is 2 750.", "2750", t, R))
+    add(c("The answer is 2 750.", "750", f, R))
+    add(c(r"$12\,345\,678$", "12345678", t, R))
+    add(c("1 234 567", "1234567", t, R))
+    add(c("1 000 000", "1000000", t, R))
+    add(c(r"\boxed{3{,}000{,}000}", r"3 \times 10^6", t, R))
+    add(c("La respuesta es 2,5.", "2.5", t, R))
+    add(c("La respuesta es 2,5.", "25", f, R))
+    add(c("Die Antwort ist 0,75.", r"\frac34", t, R))
+    add(c("1,250", "1.25", f, R))
+    add(c("1,5", "1.5", t, R))
+    add(c(r"\boxed{1,2}", "1.2", t, R))
+    add(c(r"\boxed{1,2}", "1, 2", t, R))
+    add(c("3.50", "3.5", t, R))
+    add(c("007", "7", t, R))
+    add(c("7.0000", "7", t, R))
+    add(c(r"\frac1{9}", r"\dfrac{1}{9}", t, R))
+    add(c(r"\tfrac{2}9", r"\frac{2}{9}", t, R))
+    add(c(r"\dfrac{2}{9}", r"\frac{9}{2}", f, R))
+    add(c(r"\frac{-3}{4}", "-0.75", t, R))
+
+    # ---------------------------------------------------------------- 22. golds that name what they give
+    R = "named"
+    add(c("(4, 2)", "(m, n) = (4, 2)", t, R))
+    add(c("(2, 4)", "(m, n) = (4, 2)", f, R))
+    add(c(r"\boxed{(4, 2)}", r"$(m,n)=(4,2)$", t, R))
+    add(c("11", "h(2) = 11", t, R))
+    add(c("12", "h(2) = 11", f, R))
+    add(c("h(2) = 11", "11", t, R))
+    add(c("9, 4", "AB = 9, CD = 4", t, R))
+    add(c("9, 5", "AB = 9, CD = 4", f, R))
+    add(c("5:7", "V_1 : V_2 = 5 : 7", t, R))
+    add(c("7:5", "V_1 : V_2 = 5 : 7", f, R))
+    add(c(r"\frac{2}{\sqrt{5}}", r"\frac{AM}{MB} = \frac{2}{\sqrt5}", t, R))
+    add(c("6", "|PQ| = 6", t, R))
+    add(c("6", "|PQ| = 7", f, R))
+    add(c("(3, 1)", "x = 3, y = 1", t, R))
+    add(c("(1, 3)", "x = 3, y = 1", f, R))
+    add(c("x = 3, y = 1", "(3, 1)", t, R))
+    add(c("y = 1, x = 3", "x = 3, y = 1", t, R))
+    add(c("(2, 1), (5, 1)", "a = 2, b = 1; a = 5, b = 1", t, R))
+    add(c("(2, 1), (5, 2)", "a = 2, b = 1; a = 5, b = 1", f, R))
+    add(c("(1, 0, 2)", "(a, b, c) = (1, 0, 2)", t, R))
+    add(c("20", "k = 20", t, R))
+    add(c("k = 4 + 16 = 20", "20", t, R))
+    add(c("k = 4 + 16 = 20", "16", f, R))
+    add(c("6 + 8 = 14", "14", t, R))
+    add(c("6 + 8 = 14", "8", f, R))
+    add(c("2x + 3 = 11", "11", f, R))
+    add(c("5 = 3a + b", "3a + b", f, R))
+    add(c(r"x \approx 3.5", "3.5", t, R))
+    add(c(r"x = \frac{7}{2} \approx 3.5", r"\frac72", t, R))
+    add(c(r"\frac{\sqrt{2}}{2} \approx 0.707", r"\frac{1}{\sqrt{2}}", t, R))
+    add(c(r"\frac{\sqrt{2}}{2} \approx 0.707", "0.707", f, R))
+
+    # ---------------------------------------------------------------- 23. sets, intervals, matrices as written
+    R = "shapes"
+    add(c("{2, 4, 8}", r"\{2,4,8\}", t, R))
+    add(c("{2, 4, 8}", r"\{2,4,9\}", f, R))
+    add(c(r"\left\{ 8, 4, 2 \right\}", r"\{2,4,8\}", t, R))
+    add(c(r"x \in [-1, 6]", r"-1 \le x \le 6", t, R))
+    add(c(r"x \in [-1, 6]", r"-1 < x \le 6", f, R))
+    add(c(r"-1 \le x \le 6", r"x \in [-1, 6]", t, R))
+    add(c("(0, 4)", "0 < t < 4", t, R))
+    add(c("[0, 4)", "0 < t < 4", f, R))
+    add(c(r"(-1, 1)", r"|x| < 1", t, R))
+    add(c(r"[-5, -2] \cup [2, 5]", r"2 \le |x| \le 5", t, R))
+    add(c(r"[-5, -2] \cup [2, 5]", r"2 < |x| \le 5", f, R))
+    add(c(r"\{3\} \cup [5, 8)", r"\{3\} \cup [5,8)", t, R))
+    add(c(r"\{3\} \cup [5, 8)", r"[5, 8) \cup \{3\}", t, R))
+    add(c(r"\emptyset", r"\varnothing", t, R))
+    add(c(r"\mathbb{R}", r"(-\infty, \infty)", t, R))
+    add(c(r"\left[\begin{array}{cc} 1 & 0 \\ 2 & 5 \end{array}\right]", r"\begin{pmatrix} 1 & 0 \\ 2 & 5 \end{pmatrix}", t, R))
+    add(c(r"\left[\begin{array}{cc} 1 & 0 \\ 2 & 5 \end{array}\right]", r"\begin{pmatrix} 1 & 0 \\ 5 & 2 \end{pmatrix}", f, R))
+    add(c(r"\begin{bmatrix} 3 \\ -2 \end{bmatrix}", "(3, -2)", t, R))
+    add(c(r"\begin{pmatrix} 1 \\ 0 \\ -4 \end{pmatrix}", "(1, 0, -4)", t, R))
+    add(c(r"\begin{pmatrix} 1 \\ 0 \\ -4 \end{pmatrix}", "(1, -4, 0)", f, R))
+    add(c(r"\left( \frac{1}{2}, -3 \right)", r"(0.5, -3)", t, R))
+    add(c(r"\left( 6, \frac{\pi}{3} \right)", r"(6, \frac{\pi}{3})", t, R))
+    add(c(r"(1,2,2), (2,1,2), (1,2,2)", r"(2,1,2), (1,2,2)", t, R))
+    add(c(r"\{-1, 1\}", r"\pm 1", t, R))
+    add(c(r"x = 1 \pm \sqrt{3}", r"1 + \sqrt{3}, 1 - \sqrt{3}", t, R))
+    add(c(r"\frac{-1 \pm \sqrt{5}}{2}", r"\frac{-1+\sqrt5}{2}, \frac{-1-\sqrt5}{2}", t, R))
+    add(c(r"\frac{-1 \pm \sqrt{5}}{2}", r"\frac{-1+\sqrt5}{2}", f, R))
+
+    # ---------------------------------------------------------------- 24. ratios, clock times, bases
+    R = "ratios"
+    add(c("2:5", "2 : 5", t, R))
+    add(c("4:10", "2:5", t, R))
+    add(c("5:2", "2:5", f, R))
+    add(c("2:5", r"\frac{2}{5}", t, R))
+    add(c("9:45", "9:45", t, R))
+    add(c("9:45", "9:54", f, R))
+    add(c("The train arrives at 9:45.", "9:45", t, R))
+    add(c("10:00", "1:00", f, R))
+    add(c("231_4", "231_4", t, R))
+    add(c("231", "231_4", t, R))
+    add(c("45", "231_4", f, R))
+    add(c("231_{4}", "45", t, R))
+    add(c("1101_2", "13", t, R))
+    add(c("1011_2", "13", f, R))
+    add(c(r"\boxed{1101_2}", "1101_2", t, R))
+
+    # ---------------------------------------------------------------- 25. golds as graders' datasets write them
+    R = "golds"
+    add(c("12", "$12$ centimeters", t, R))
+    add(c("12", "$13$ centimeters", f, R))
+    add(c(r"\boxed{4, 9}", "$4$ or $9$", t, R))
+    add(c(r"\boxed{4, 9, 2}", "$4, 9$ or $2$", t, R))
+    add(c(r"\boxed{4, 9}", "$4$ and $9$ and $2$", f, R))
+    add(c(r"\frac{1}{3}", r"$\\frac{1}{3}$", t, R))
+    add(c(r"\left(\frac{1}{3}, 2\right)", r"$\\left(\\frac{1}{3}, 2\\right)$", t, R))
+    add(c(r"x \in (1, 5]", r"$1 \\lt x \\le 5$", t, R))
+    add(c(r"\sum_{k=1}^{n} k^2", r"\sum_{k=1}^{n} k^2", t, R))
+    add(c(r"\sum_{k=1}^{n} k^3", r"\sum_{k=1}^{n} k^2", f, R))
+    add(c(r"\overline{AB}", r"\overline{AB}", t, R))
+    add(c("So the answer is \\boxed{7}.", "Adding gives 7.\nFinal Answer: The final answer is $7$. I hope it is correct.", t, R))
+    add(c("8", r"Adding gives 7, so $x = \boxed{7}$.", f, R))
+    add(c("185", "185\\", t, R))
+    add(c("185", "185\\\\", t, R))
+    add(c("(2,3)", "(2,3)or(3,2)", f, R))
+    add(c("(2,3), (3,2)", "(2,3)or(3,2)", t, R))
+    add(c("5", "x \\in \\boxed{\\{5\\}}.$", t, R))
+    add(c("C", r"\text{(C)}\ 3", t, R))
+
+    # ---------------------------------------------------------------- 26. responses without a marker
+    R = "unmarked"
+    add(c("小红有 8 颗糖，又买了 5 颗，所以一共是 13 颗糖。", "13", t, R))
+    add(c("小红有 8 颗糖，又买了 5 颗，所以一共是 13 颗糖。", "5", f, R))
+    add(c("Il a 6 billes, puis en gagne 9 : il a donc 15 billes.", "15", t, R))
+    add(c("Sie hat 20 Euro und gibt 7 Euro aus, also bleiben 13 Euro übrig.", "13", t, R))
+    add(c("Tiene 4 cajas con 12 lápices cada una, en total 48 lápices.", "48", t, R))
+    add(c("Tiene 4 cajas con 12 lápices cada una, en total 48 lápices.", "12", f, R))
+    add(c("У Маши было 10 яблок, она отдала 3, осталось 7.", "7", t, R))
+    add(c("He reads 15 pages a day for 4 days: 15 * 4 = 60 pages.", "60", t, R))
+    add(c("He reads 15 pages a day for 4 days: 15 * 4 = 60 pages.", "4", f, R))
+    add(c(r"Thus the area is $6 \cdot 7 = 42$ square units.", "42", t, R))
+    add(c(r"Thus the area is $6 \cdot 7 = 42$ square units.", "7", f, R))
+    add(c("So she needs 2.5 cups, approximately 0.6 liters.", "2.5", f, R))
+    add(c("In scientific notation that is 4.2e3.", "4200", t, R))
+    add(c(r"The speed is about $3 \times 10^{8}$ meters per second.", "300000000", t, R))
+    return cases
+
+
+CASES: list[Case] = _cases() + _cases_of_model_text()
 
 OPTION_CASES: list[OptionCase] = [
     # require_boxed: an unboxed prediction scores 0, however right; the gold needs no box.

@@ -206,7 +206,7 @@ def _equal(p: Node, g: Node, rel_tol: float) -> bool:
         return (pk == gk and len(p[1]) == len(g[1]) and all(len(r) == len(s) for r, s in zip(p[1], g[1]))
                 and all(_equal(a, b, rel_tol) for r, s in zip(p[1], g[1]) for a, b in zip(r, s)))
     if pk == "ratio" or gk == "ratio":
-        return _equal_ratios(p, g, rel_tol)
+        return _equal_ratios(_as_ratio(p), _as_ratio(g), rel_tol)
     if pk in ("interval", "union") and gk in ("interval", "union", "set") or _all_inequalities(p) or _all_inequalities(g):
         return _equal_sets_of_reals(p, g, rel_tol)
     if pk in _SHAPES or gk in _SHAPES:
@@ -348,6 +348,11 @@ def _two_sided(rel: Node) -> Node:
     if len(rel[2]) > 1 and set(rel[2]) == {"="}:
         return ("rel", [rel[1][0], rel[1][-1]], ["="])
     return rel
+
+
+def _as_ratio(node: Node) -> Node:
+    """A clock time read as a ratio, when the other side is one (`4:10` against `2:5`)."""
+    return ("ratio", [("num", Fraction(x), False) for x in node[1]]) if node[0] == "time" else node
 
 
 def _equal_ratios(p: Node, g: Node, rel_tol: float) -> bool:

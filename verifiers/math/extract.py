@@ -57,7 +57,7 @@ _MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$([^$\n]+?
 # fraction `a/b`, a trailing percent sign.
 _NUMBER_IN_TEXT = re.compile(
     r"(?<![A-Za-z0-9_.^{\\/])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-    r"(?:[eE][-+]?\d{1,3}|\s?(?:×|\\times|\\cdot|\*)\s?10\s?\^\s?\{?-?\d{1,3}\}?|/\d+(?:\.\d+)?)?"
+    r"(?:[eE][-+]?\d{1,3}|\s?(?:×|\\times|\\cdot|\*)\s?10\s?\^\s?\{?-?\d{1,3}\}?|/\d+(?:\.\d+)?|(?::\d+)+)?"
     r"(?:\s?\\?%)?(?![A-Za-z0-9_^])"
 )
 _LATEX_WORDS = re.compile(
@@ -70,9 +70,12 @@ _BOX_GAP = re.compile(
     r"|\b(?:and|or|et|ou|y|e|und|oder)\b|и|или|和|或|以及|与|及)*",
     re.IGNORECASE,
 )
+_NAMED_GAP = re.compile(r"[\s$,;]*(?:\\[()]\s*)?(?:and\s+)?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?:\\[()]\s*|\$\s*)?")
 _APPROX = re.compile(r"(?:\\approx|≈|\\sim|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b|\bcirca\b|约|大约)\s*$",
                      re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<![.\d])\.(?=\s|$)(?!\s*\d)|[。！？\n]|(?<![\d)}!])[!?](?=\s|$)|\.\s*$")
+_REASON = re.compile(r"[,;]\s+(?=[^\W\d_]{2,})|\s+\((?=[^\W\d_]{2,})|\s+(?:because|since|as|which|so|given|when|if)\b",
+                     re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<!\.)\.(?=\s|$)|[。！？\n]|(?<![\d)}!])[!?](?=\s|$)")
 _STATES = re.compile(
     r"\s(?:is|are|was|were|equals|equal\s+to|be|makes|gives|becomes|est|es|ist|é|è|son|sont|sind|равно|равен)\s"
     r"|=|是|为|等于|は|：|(?<!\\):(?=\s)",
@@ -87,14 +90,11 @@ def extract_answer(text: str, guess: bool = True) -> str | None:
     if not isinstance(text, str):
         return None
     text = _clean(text)
+    if guess:
+        cut = _NEW_EXERCISE.search(text)
+        if cut and cut.start() > 0:  # the model set itself a new exercise: what came before answers
+            text = text[: cut.start()]
     answer = _marked_answer(text, reference=not guess)
-    if answer is None and not guess:
-        return None
-    if answer is None:
-        cut = _NEW_EXERCISE.search(text)  # an answer given before the model set itself a new exercise
-        if cut:
-            answer = _marked_answer(text[: cut.start()], reference=False)
-            text = text[: cut.start()] if answer is None else text
     if answer is None and guess:
         answer = _bold_answer(text) or _last_value(text)
     return _unmask(answer).strip() or None if answer is not None else None
@@ -183,8 +183,11 @@ def _marked_answer(text: str, reference: bool) -> str | None:
     boxed = None
     if boxes:
         group = _trailing_group(text, boxes, loose=reference)
-        parts = list(dict.fromkeys(b[2].strip() for b in group if b[2].strip()))  # `\boxed{4} ... \boxed{4}`
-        boxed = ", ".join(parts) or None
+        if len(group) > 1 and any(_NAMED_GAP.fullmatch(text[a[1] : b[0]]) for a, b in zip(group, group[1:])):
+            boxed = _named_boxes(text, group)  # x = \boxed{2}, y = \boxed{-1}
+        else:
+            parts = list(dict.fromkeys(b[2].strip() for b in group if b[2].strip()))  # `\boxed{4} ... \boxed{4}`
+            boxed = ", ".join(parts) or None
     phrases = list(_ANSWER_PHRASE.finditer(text))
     if boxed is not None:
         # A final-answer line after the box restates or corrects it ("... \boxed{255}. So she has
@@ -204,13 +207,24 @@ def _marked_answer(text: str, reference: bool) -> str | None:
     return _bare_answer(text)
 
 
+def _named_boxes(text: str, group: list[tuple[int, int, str]]) -> str:
+    """`x = \\boxed{2}, y = \\boxed{-1}` read as `x = 2, y = -1`."""
+    name = re.search(r"([A-Za-z](?:_\{?\w+\}?)?\s*=\s*)[$\\(\s]*$", text[: group[0][0]])
+    pieces = [name.group(1) if name else ""]
+    for box, following in zip(group, group[1:] + [None]):
+        pieces.append(box[2])
+        if following is not None:
+            pieces.append(re.sub(r"\$|\\[()\[\]]", " ", text[box[1] : following[0]]))
+    return "".join(pieces).strip()
+
+
 def _trailing_group(text: str, boxes: list[tuple[int, int, str]], loose: bool) -> list[tuple[int, int, str]]:
     """The last box and those before it separated only by connectors; for a reference also by a
     few words (`\boxed{1} papers and \boxed{2} bins`)."""
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
         gap = text[box[1] : group[0][0]]
-        if _BOX_GAP.fullmatch(gap) is None and not (
+        if _BOX_GAP.fullmatch(gap) is None and _NAMED_GAP.fullmatch(gap) is None and not (
                 loose and len(re.findall(r"[^\W\d_]+", gap)) <= 3 and not re.search(r"[.:;!?]\s|\n", gap)):
             break
         group.insert(0, box)
@@ -240,8 +254,9 @@ def _answer_after(tail: str, strict: bool = False) -> str | None:
                  or _looks_like_prose(line[span.end():])):
         return next(g for g in span.groups() if g is not None).strip()  # "$7$. I hope ..."
     sentence = _first_sentence(line)
-    if not _looks_like_prose(sentence):
-        return _tidy(sentence) or None
+    head = _REASON.split(sentence, maxsplit=1)[0]  # "14, because 2 * 7 = 14", "25 (rounded ...)"
+    if head.strip() and not _looks_like_prose(head):
+        return _tidy(head) or None
     if strict:
         return None
     # A sentence after the phrase states the answer only if it is the last thing said with a
@@ -409,13 +424,21 @@ def _looks_like_prose(text: str) -> bool:
     outside_math = _MATH_SPANS.sub(" 0 ", text)
     bare = _LATEX_WORDS.sub(" ", outside_math)
     words = [(m.start(), m.group()) for m in re.finditer(r"[^\W\d_]{2,}", bare)
-             if m.group().lower() not in _NOT_PROSE]
+             if m.group().lower() not in _NOT_PROSE and not _is_math_name(bare, m)]
     value = re.search(r"\d", bare)
     if value is None:
         return len(words) > 3
     if outside_math != text and words:
         return True
     return any(start < value.start() for start, _ in words) or len(words) > 3
+
+
+def _is_math_name(text: str, word: re.Match[str]) -> bool:
+    """`AB` in `AB = 9`, `PQ` in `|PQ|`: a short name of letters beside an operator."""
+    if len(word.group()) > 4 or not word.group().isascii():
+        return False
+    before, after = text[: word.start()].rstrip()[-1:], text[word.end() :].lstrip()[:1]
+    return bool(before and before in "=|(+-*/^_<>{}" or after and after in "=|)+-*/^_<>({}")
 
 
 _NOT_PROSE = {"and", "or", "et", "ou", "und", "oder", "pi", "sqrt", "sin", "cos", "tan", "log", "ln", "exp", "inf",

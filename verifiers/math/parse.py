@@ -106,6 +106,9 @@ def parse_answer(text: str) -> Node:
     letter = _LETTER_STRICT.match(normalize_text(s).upper() if _is_wrapped_letter(s) else s)
     if letter:
         return ("letter", next(g for g in letter.groups() if g).upper())
+    labelled = re.fullmatch(r"\(([A-J])\)\s+\S.{0,40}", _WRAPPER.sub(r"\1", s).replace("\\ ", " "))
+    if labelled:  # "\text{(C)}\ 3": a choice with its value
+        return ("letter", labelled.group(1))
     if _is_text_answer(s):
         return ("text", normalize_text(s))
     s, percent = _normalize(s)
@@ -223,7 +226,7 @@ def _normalize(s: str) -> tuple[str, bool]:
     s = re.sub(r"^[A-Za-z]\w*\s*\\in\s*", "", s)  # "x \in [1, 2]" -> "[1, 2]"
     s = re.sub(r"\s+(?:or|and|et|und|ou|или|и)\s+", ", ", s)  # "x = 1 or x = 2" -> a list
     s = re.sub(r"(?<=[)\]}])\s*(?:or|and)\s*(?=[(\[{\\])", ", ", s)  # "(11,7)or(7,11)"
-    s = re.sub(r"\\+$", "", s).strip()  # a stray line break at the end: "185\\"
+    s = re.sub(r"(?:\s*\x00\s*|\\)+$", "", s).strip()  # a stray line break at the end: "185\\"
     wrapped = re.fullmatch(r"[(\[]\s*(\\begin\s*\{(\w+)\}.*\\end\s*\{\2\})\s*[)\]]", s, re.DOTALL)
     if wrapped:  # \left[\begin{array}...\end{array}\right]: the brackets are the matrix's own
         s = wrapped.group(1)
