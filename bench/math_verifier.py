@@ -1,28 +1,37 @@
-"""Agreement and answers per second on the math case table: this project's verifier against math-verify.
+"""Agreement and answers per second: this project's math verifier against math-verify.
 
     python bench/math_verifier.py [--runs 3] [--only ours|math-verify|math-verify-boxed] [--workers N]
+                                  [--gsm8k PATH] [--gsm8k-rows N] [--gsm8k-mv-rows N] [--no-gsm8k]
 
-Both sides score every case of `tests/verifiers/math_cases.py` (prediction, gold, expected verdict)
-and are compared with the expected verdicts, which follow this project's documented defaults.
+Part 1, the case table (`tests/verifiers/math_cases.py`: written cases and real model completions
+decided by hand). Every side scores every case, and is compared with the expected verdicts, on
+the whole table and on the real completions alone.
 
-- ours: `verifiers.math.MathVerifier()`, the whole table in one batched `verify` call, as training
-  calls it. "cold" times constructing the verifier and that call, worker pool start included;
-  "warm" then times the same call on a new verifier instance (an empty answer cache) whose pool
-  is already up (an untimed symbolic pair from outside the table starts it if need be). A verdict is "equal" when it is status ok with reward 1.0.
+- ours: `verifiers.math.MathVerifier()`, a batch in one `verify` call, as training calls it. "cold"
+  times constructing the verifier and scoring the whole table, worker pool start included;
+  "warm" times the same call on a new verifier instance (an empty answer cache; the references
+  it reads are cached per process, as they are in training) whose pool is already up; "real"
+  times the real completions alone on a third instance. A verdict is "equal" when it is status
+  ok with reward 1.0.
 - math-verify: `verify(parse(gold), parse(prediction))` per case, sequentially in the main thread,
-  as its users call it (its own default timeouts). "cold" is the first pass in a fresh process,
-  "warm" a second pass in the same process. An exception counts as "not equal".
-- math-verify-boxed: the same, with a bare gold (no \\boxed, no ####) wrapped in \\boxed{...}
+  as its users call it (its own default timeouts): a first pass ("cold"), a second ("warm"), and
+  the real completions. An exception counts as "not equal".
+- math-verify-boxed: the same, with a bare gold (no \\boxed, no ####, no $) wrapped in \\boxed{...}
   first, as verl does before calling math-verify: math-verify finds LaTeX only behind an anchor
   ($...$, \\boxed), so a bare `\\frac34` gold parses to nothing. Predictions stay as written.
 
-Each run happens in a fresh Python process, so nothing one run computed (an answer cache, a
-parse cache) reaches another; imports are timed apart and not counted. `--runs K` reports the
-median over K runs. The case table has no repeated (prediction, gold) pair, so the per-instance
-answer cache never answers a case within a call either.
+Each run happens in a fresh Python process, so nothing one run computed reaches another; imports
+are timed apart and not counted. `--runs K` reports the median over K runs. Predictions in the
+table include code that would create a file if evaluated; the bench reports whether that file
+appeared after each side.
 
-Predictions in the table include code that would create a file if evaluated; the bench reports
-whether that file appeared after each side. Exits 0 either way: a benchmark, not a test.
+Part 2, the GSM8K check: for each GSM8K training row, the gold's own worked solution (the text
+before `####`) followed by its final number stated in each style of FINAL_STATEMENTS (answer
+lines in several languages, boxes, bold, `$` amounts, thousands separators, an unmarked last
+line) must score right against the row, and the same text stating another number must score
+wrong. Rates per style and overall; math-verify on the first `--gsm8k-mv-rows` rows alongside.
+
+Exits 0 either way: a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CASES_FILE = REPO / "tests" / "verifiers" / "math_cases.py"
 SIDES = ("ours", "math-verify", "math-verify-boxed")
+GSM8K = next((p for p in (d / "shared" / "data" / "gsm8k" / "train.jsonl" for d in (REPO.parent, REPO.parent.parent))
+              if p.is_file()), REPO.parent / "shared" / "data" / "gsm8k" / "train.jsonl")
 
 
 def load_table(path: Path):
@@ -64,6 +75,7 @@ def run_ours(cases, workers: int | None) -> dict:
 
     import_s = time.perf_counter() - started
     preds, golds = [c.prediction for c in cases], [c.gold for c in cases]
+    real = [i for i, c in enumerate(cases) if c.source == "real"]
     options = {} if workers is None else {"workers": workers}
 
     started = time.perf_counter()
@@ -71,29 +83,31 @@ def run_ours(cases, workers: int | None) -> dict:
     verdicts = cold_verifier.verify(preds, golds)
     cold_s = time.perf_counter() - started
 
-    # A fresh instance: its answer cache is empty. One symbolic pair that is not in the table
-    # goes first, untimed, so its worker pool is up even if instances did not share one.
-    warm_verifier = MathVerifier(**options)
-    warm_verifier.verify([_WARM_UP[0]], [_WARM_UP[1]])
-    started = time.perf_counter()
-    warm_verdicts = warm_verifier.verify(preds, golds)
-    warm_s = time.perf_counter() - started
-    warm_verifier.close()
+    # Fresh instances: empty answer caches. One symbolic pair that is not in the table goes
+    # first, untimed, so the worker pool is up even if instances did not share one.
+    timed = {}
+    for name, picked in (("warm", list(range(len(cases)))), ("real", real)):
+        verifier = MathVerifier(**options)
+        verifier.verify([_WARM_UP[0]], [_WARM_UP[1]])
+        started = time.perf_counter()
+        again = verifier.verify([preds[i] for i in picked], [golds[i] for i in picked])
+        timed[name] = (time.perf_counter() - started, again, picked)
+        verifier.close()
     cold_verifier.close()
 
+    warm_verdicts = timed["warm"][1]
     equal = [v.status == "ok" and v.reward == 1.0 for v in verdicts]
     return {
-        "import_s": import_s, "cold_s": cold_s, "warm_s": warm_s, "equal": equal,
-        "workers": getattr(cold_verifier, "workers", workers),
+        "import_s": import_s, "cold_s": cold_s, "warm_s": timed["warm"][0], "real_s": timed["real"][0],
+        "equal": equal, "workers": getattr(cold_verifier, "workers", workers),
         "status": [v.status for v in verdicts], "reason": [v.reason for v in verdicts],
-        "warm_differs": sum(
-            (a.status, a.reward) != (b.status, b.reward) for a, b in zip(verdicts, warm_verdicts)
-        ),
+        "warm_differs": sum((a.status, a.reward) != (b.status, b.reward) for a, b in zip(verdicts, warm_verdicts))
+        + sum((verdicts[i].status, verdicts[i].reward) != (v.status, v.reward) for i, v in zip(real, timed["real"][1])),
     }
 
 
 def _boxed_gold(gold: str) -> str:
-    return gold if "\\boxed" in gold or "####" in gold else "\\boxed{" + gold + "}"
+    return gold if "\\boxed" in gold or "####" in gold or "$" in gold else "\\boxed{" + gold + "}"
 
 
 def run_math_verify(cases, box_gold: bool = False) -> dict:
@@ -103,24 +117,28 @@ def run_math_verify(cases, box_gold: bool = False) -> dict:
     import_s = time.perf_counter() - started
 
     golds = [_boxed_gold(c.gold) if box_gold else c.gold for c in cases]
+    real = [i for i, c in enumerate(cases) if c.source == "real"]
 
-    def one_pass() -> tuple[float, list[bool], list[str]]:
+    def one_pass(picked: list[int]) -> tuple[float, list[bool], list[str]]:
         equal, status = [], []
         started = time.perf_counter()
-        for case, gold in zip(cases, golds):
+        for i in picked:
             try:
-                equal.append(bool(verify(parse(gold), parse(case.prediction))))
+                equal.append(bool(verify(parse(golds[i]), parse(cases[i].prediction))))
                 status.append("ok")
             except Exception as e:  # noqa: BLE001  (its failure is a "not equal" for its users)
                 equal.append(False)
                 status.append(f"error: {type(e).__name__}")
         return time.perf_counter() - started, equal, status
 
-    cold_s, equal, status = one_pass()
-    warm_s, warm_equal, _ = one_pass()
+    everything = list(range(len(cases)))
+    cold_s, equal, status = one_pass(everything)
+    warm_s, warm_equal, _ = one_pass(everything)
+    real_s, real_equal, _ = one_pass(real)
     return {
-        "import_s": import_s, "cold_s": cold_s, "warm_s": warm_s, "equal": equal, "status": status,
-        "reason": [""] * len(cases), "warm_differs": sum(a != b for a, b in zip(equal, warm_equal)),
+        "import_s": import_s, "cold_s": cold_s, "warm_s": warm_s, "real_s": real_s, "equal": equal,
+        "status": status, "reason": [""] * len(cases),
+        "warm_differs": sum(a != b for a, b in zip(equal, warm_equal)) + sum(equal[i] != e for i, e in zip(real, real_equal)),
     }
 
 
@@ -151,12 +169,10 @@ def run_side(side: str, args, side_effect: Path) -> dict:
     first = runs[0]
     return {
         "runs": runs,
-        "import_s": statistics.median(r["import_s"] for r in runs),
-        "cold_s": statistics.median(r["cold_s"] for r in runs),
-        "warm_s": statistics.median(r["warm_s"] for r in runs),
+        **{key: statistics.median(r[key] for r in runs) for key in ("import_s", "cold_s", "warm_s", "real_s")},
         "equal": first["equal"], "status": first["status"], "reason": first["reason"],
         "workers": first.get("workers"),
-        # Verdicts that changed between runs, or between the cold and warm call of a run.
+        # Verdicts that changed between runs, or between the calls of a run.
         "unstable": sum(a != b for r in runs[1:] for a, b in zip(r["equal"], first["equal"]))
         + sum(r["warm_differs"] for r in runs),
         "side_effect": side_effect.exists(),
@@ -168,47 +184,62 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _print_rows(rows: list[tuple[str, list[str]]]) -> None:
+    width = max(len(r[0]) for r in rows) + 2
+    col = max(len(v) for r in rows for v in r[1]) + 2
+    for name, values in rows:
+        print(name.ljust(width) + "".join(v.ljust(col) for v in values))
+
+
 def report(cases, results: dict, args) -> None:
     n = len(cases)
+    real = [i for i, c in enumerate(cases) if c.source == "real"]
     sides = [s for s in SIDES if s in results]
     workers = results.get("ours", {}).get("workers") or args.workers or "default"
     label = {"ours": f"ours ({workers} workers)", "math-verify": "math-verify",
              "math-verify-boxed": "math-verify, gold boxed"}
-    print(f"\n{n} cases from {args.cases}, median of {args.runs} fresh-process run(s)\n")
+    print(f"\n{n} cases ({len(real)} real completions, {n - len(real)} written) from {args.cases}, "
+          f"median of {args.runs} fresh-process run(s)\n")
     for s in sides:
         if "failed" in results[s]:
             print(f"{s} failed:\n  " + "\n  ".join(results[s]["failed"]))
     ok_sides = [s for s in sides if "failed" not in results[s]]
     if not ok_sides:
         return
-    rows = [("", [label[s] for s in ok_sides])]
 
     def agree(s):
         return [e == c.expected for e, c in zip(results[s]["equal"], cases)]
 
-    rows.append(("agreement with expected", [
-        f"{sum(agree(s))}/{n} ({100 * sum(agree(s)) / n:.1f}%)" for s in ok_sides]))
-    rows.append(("answers/s, cold (first call)", [f"{n / results[s]['cold_s']:.0f}" for s in ok_sides]))
-    rows.append(("answers/s, warm", [f"{n / results[s]['warm_s']:.0f}" for s in ok_sides]))
-    rows.append(("seconds, cold / warm", [
-        f"{results[s]['cold_s']:.2f} / {results[s]['warm_s']:.2f}" for s in ok_sides]))
+    def share(s, picked):
+        hits = sum(agree(s)[i] for i in picked)
+        return f"{hits}/{len(picked)} ({100 * hits / max(1, len(picked)):.1f}%)"
+
+    rows = [("", [label[s] for s in ok_sides])]
+    rows.append(("agreement, real completions", [share(s, real) for s in ok_sides]))
+    rows.append(("agreement, whole table", [share(s, range(n)) for s in ok_sides]))
+    rows.append(("answers/s, real completions", [f"{len(real) / max(results[s]['real_s'], 1e-9):.0f}" for s in ok_sides]))
+    rows.append(("answers/s, whole table, warm", [f"{n / results[s]['warm_s']:.0f}" for s in ok_sides]))
+    rows.append(("answers/s, whole table, cold", [f"{n / results[s]['cold_s']:.0f}" for s in ok_sides]))
+    rows.append(("seconds, cold / warm / real", [
+        f"{results[s]['cold_s']:.2f} / {results[s]['warm_s']:.2f} / {results[s]['real_s']:.2f}" for s in ok_sides]))
     rows.append(("import seconds (not counted)", [f"{results[s]['import_s']:.2f}" for s in ok_sides]))
     rows.append(("statuses", [
         ", ".join(f"{k} {v}" for k, v in Counter(results[s]["status"]).most_common()) for s in ok_sides]))
     rows.append(("unstable verdicts across calls", [str(results[s]["unstable"]) for s in ok_sides]))
-    rows.append(("hostile prediction executed", [
-        "YES" if results[s]["side_effect"] else "no" for s in ok_sides]))
-    width = max(len(r[0]) for r in rows) + 2
-    col = max(len(v) for r in rows for v in r[1]) + 2
-    for name, values in rows:
-        print(name.ljust(width) + "".join(v.ljust(col) for v in values))
+    rows.append(("hostile prediction executed", ["YES" if results[s]["side_effect"] else "no" for s in ok_sides]))
+    _print_rows(rows)
+    if "ours" in ok_sides:
+        for s in ok_sides[1:]:
+            print(f"answers/s, ours over {s}: real {results[s]['real_s'] / max(results['ours']['real_s'], 1e-9):.1f}x, "
+                  f"warm {results[s]['warm_s'] / results['ours']['warm_s']:.1f}x, "
+                  f"cold {results[s]['cold_s'] / results['ours']['cold_s']:.1f}x")
 
     print("\nagreement per rule")
-    rules = list(dict.fromkeys(c.rule for c in cases))
-    for rule in rules:
+    rule_rows = []
+    for rule in dict.fromkeys(c.rule for c in cases):
         idx = [i for i, c in enumerate(cases) if c.rule == rule]
-        cells = [f"{sum(agree(s)[i] for i in idx)}/{len(idx)}" for s in ok_sides]
-        print("  " + rule.ljust(width - 2) + "".join(v.ljust(col) for v in cells))
+        rule_rows.append(("  " + rule, [f"{sum(agree(s)[i] for i in idx)}/{len(idx)}" for s in ok_sides]))
+    _print_rows(rule_rows)
 
     for s in ok_sides:
         wrong = [i for i, a in enumerate(agree(s)) if not a]
@@ -217,10 +248,84 @@ def report(cases, results: dict, args) -> None:
             c = cases[i]
             got = "equal" if results[s]["equal"][i] else f"not equal ({results[s]['status'][i]})"
             reason = f"  [{_clip(results[s]['reason'][i], 60)}]" if results[s]["reason"][i] else ""
-            print(f"  {c.rule:<12} {_clip(c.prediction, 48)!s:<50} gold {_clip(c.gold, 28)!s:<30} "
+            print(f"  {c.rule:<12} {c.source:<7} {_clip(c.prediction[-48:], 48)!s:<50} gold {_clip(c.gold[-28:], 28)!s:<30} "
                   f"expected {'equal' if c.expected else 'not equal'}, got {got}{reason}")
         if len(wrong) > args.show:
             print(f"  ... and {len(wrong) - args.show} more (--show N)")
+
+
+# --- part 2: the GSM8K check -----------------------------------------------------------------
+
+
+def gsm8k_check(table, args) -> None:
+    if not args.gsm8k.is_file():
+        print(f"\nGSM8K check skipped: {args.gsm8k} not found (--gsm8k PATH)")
+        return
+    sys.path.insert(0, str(REPO))
+    from verifiers.math import MathVerifier
+
+    rows = [json.loads(line) for line in args.gsm8k.read_text().splitlines() if line.strip()]
+    rows = rows[: args.gsm8k_rows] if args.gsm8k_rows else rows
+    styles = list(table.FINAL_STATEMENTS)
+    right: Counter = Counter()
+    changed: Counter = Counter()
+    misses: list[str] = []
+    mv_right: Counter = Counter()
+    mv_changed: Counter = Counter()
+    started = time.perf_counter()
+    with MathVerifier() as verifier:
+        for style in styles:
+            texts, others, golds = [], [], []
+            for i, row in enumerate(rows):
+                solution, _, n = row["answer"].rpartition("####")
+                texts.append(table.restate(solution, n.strip(), style))
+                others.append(table.restate(solution, table.changed_number(n.strip(), i), style))
+                golds.append(row["answer"])
+            for i, (a, b) in enumerate(zip(verifier.verify(texts, golds), verifier.verify(others, golds))):
+                right[style] += a.status == "ok" and a.reward == 1.0
+                changed[style] += b.status == "ok" and b.reward == 0.0
+                if not (a.status == "ok" and a.reward == 1.0) or not (b.status == "ok" and b.reward == 0.0):
+                    misses.append(f"  {style:<16} row {i}: right {a.status}/{a.reward:g} changed {b.status}/{b.reward:g}"
+                                  f"  {_clip(texts[i][-70:], 70)}")
+    seconds = time.perf_counter() - started
+    mv_rows = min(args.gsm8k_mv_rows, len(rows))
+    if mv_rows:
+        from math_verify import parse, verify
+
+        for style in styles:
+            for i, row in enumerate(rows[:mv_rows]):
+                solution, _, n = row["answer"].rpartition("####")
+                gold = parse(row["answer"])
+                for text, target, counter in ((table.restate(solution, n.strip(), style), True, mv_right),
+                                              (table.restate(solution, table.changed_number(n.strip(), i), style),
+                                               False, mv_changed)):
+                    try:
+                        got = bool(verify(gold, parse(text)))
+                    except Exception:  # noqa: BLE001
+                        got = False
+                    counter[style] += got == target
+    total = len(rows) * len(styles)
+    print(f"\nGSM8K check: {len(rows)} training rows x {len(styles)} final-answer styles = {total} solutions, "
+          f"each restated right and with its final number changed ({args.gsm8k})")
+    print(f"ours: right scored right {sum(right.values())}/{total} ({100 * sum(right.values()) / total:.2f}%), "
+          f"changed scored wrong {sum(changed.values())}/{total} ({100 * sum(changed.values()) / total:.2f}%), "
+          f"{2 * total / seconds:.0f} answers/s")
+    if mv_rows:
+        mv_total = mv_rows * len(styles)
+        print(f"math-verify, first {mv_rows} rows: right scored right {sum(mv_right.values())}/{mv_total} "
+              f"({100 * sum(mv_right.values()) / mv_total:.2f}%), changed scored wrong {sum(mv_changed.values())}/{mv_total} "
+              f"({100 * sum(mv_changed.values()) / mv_total:.2f}%)")
+    style_rows = [("style", ["ours right", "ours changed=wrong"] + (["math-verify right", "math-verify changed=wrong"]
+                                                                    if mv_rows else []))]
+    for style in styles:
+        cells = [f"{right[style]}/{len(rows)}", f"{changed[style]}/{len(rows)}"]
+        if mv_rows:
+            cells += [f"{mv_right[style]}/{mv_rows}", f"{mv_changed[style]}/{mv_rows}"]
+        style_rows.append(("  " + style, cells))
+    _print_rows(style_rows)
+    if misses:
+        print(f"{len(misses)} solution(s) scored otherwise:")
+        print("\n".join(misses[: args.show]))
 
 
 def main() -> None:
@@ -231,6 +336,10 @@ def main() -> None:
     parser.add_argument("--cases", type=Path, default=CASES_FILE, help="the case table module")
     parser.add_argument("--show", type=int, default=40, help="disagreements listed per side")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--gsm8k", type=Path, default=GSM8K, help="GSM8K training rows (JSONL) for the GSM8K check")
+    parser.add_argument("--gsm8k-rows", type=int, default=0, help="rows of the GSM8K check (default: all)")
+    parser.add_argument("--gsm8k-mv-rows", type=int, default=200, help="rows math-verify also scores in the check")
+    parser.add_argument("--no-gsm8k", action="store_true", help="skip the GSM8K check")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.cases = args.cases.resolve()
@@ -247,6 +356,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
+    if not args.no_gsm8k:
+        gsm8k_check(table, args)
 
 
 if __name__ == "__main__":

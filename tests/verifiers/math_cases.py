@@ -1,9 +1,12 @@
-r"""The `math` verifier's case table: (prediction, gold, expected, rule), written by hand.
+r"""The `math` verifier's case table: (prediction, gold, expected, rule, source).
 
-Each expected verdict follows the documented defaults of `verifiers.math.MathVerifier` and is
-what a careful human grader would say; none depends on how an implementation gets there. The
-`rule` tag names the rule a case exercises; every rule has cases that must be equal and near
-misses that must not.
+Cases come from two sources. "written": written by hand, each expected verdict following the
+documented defaults of `verifiers.math.MathVerifier`. "real": completions that SmolLM2-135M-Instruct
+wrote (`bench/math_completions.py`) where this verifier and math-verify disagreed, or sampled from
+where they agreed, each decided by reading it, kept in math_real_cases.jsonl with their origin.
+Every expected verdict is what a careful human grader would say; none depends on how an
+implementation gets there. The `rule` tag names the rule (or, for real cases, the class of text)
+a case exercises; every rule has cases that must be equal and near misses that must not.
 
     extraction    1  last \boxed / \fbox, GSM8K `####`, "the answer is" in seven languages,
                      else the last number or $...$ expression; golds extracted the same way
@@ -23,6 +26,17 @@ misses that must not.
     symbolic     15  symbolic equivalence; different variables differ
     no_answer    16  no answer scores 0 (status ok); an unreadable gold is an error
     hostile      17  code-like text is never executed
+    currency     18  `$12 + $30 = $42` is money, not LaTeX
+    final_line   19  "A: 42", "Final Answer: The final answer is $7$. I hope it is correct.",
+                     "**Answer:** 7", bold values, answers in many languages, a reason after it
+    boxes        20  several boxes give one answer; a later box retracts an earlier one
+    formatting   21  12{,}345, 56,\!789, 7\,654.25, 2 750, decimal commas, \frac1{9}
+    named        22  golds that name what they give: (m, n) = (4, 2), h(2) = 11, V_1 : V_2 = 5 : 7
+    shapes       23  sets written {2, 4, 8}, x \in [a, b] vs inequalities, array vs pmatrix
+    ratios       24  ratios, clock times, numbers in a base (231_4)
+    golds        25  golds as graders' datasets write them (text around math, escaped twice)
+    unmarked     26  answers without a marker, the last value of the last sentence
+    model_output     real completions: whatever else a model wrote
 
 `status` lists the verdict statuses a case accepts. A wrong answer is a judgement (status ok): a
 timeout or error there would mask a wrong answer out of training, so only unreadable golds expect
@@ -33,9 +47,12 @@ timeout or error there would mask a wrong answer out of training, so only unread
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["Case", "OptionCase", "CASES", "OPTION_CASES", "RULES", "SIDE_EFFECT_FILE"]
+__all__ = ["Case", "OptionCase", "CASES", "OPTION_CASES", "RULES", "SIDE_EFFECT_FILE", "REAL_CASES_FILE",
+           "FINAL_STATEMENTS", "GSM8K_STYLE_ROWS", "number_forms", "restate", "changed_number"]
 
 OK_ONLY = ("ok",)
 ERROR_ONLY = ("error",)
@@ -834,7 +851,20 @@ def _cases_of_model_text() -> list[Case]:
     return cases
 
 
-CASES: list[Case] = _cases() + _cases_of_model_text()
+# Real model completions, each decided by reading it: one JSON object per line with prediction,
+# gold, expected, rule, origin (and status, when not just "ok").
+REAL_CASES_FILE = Path(__file__).with_name("math_real_cases.jsonl")
+
+
+def _real_cases() -> list[Case]:
+    if not REAL_CASES_FILE.exists():
+        return []
+    rows = [json.loads(line) for line in REAL_CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Case(r["prediction"], r["gold"], r["expected"], r["rule"], tuple(r.get("status", OK_ONLY)), "real",
+                 r["origin"]) for r in rows]
+
+
+CASES: list[Case] = _cases() + _cases_of_model_text() + _real_cases()
 
 OPTION_CASES: list[OptionCase] = [
     # require_boxed: an unboxed prediction scores 0, however right; the gold needs no box.
@@ -868,4 +898,82 @@ OPTION_CASES: list[OptionCase] = [
     OptionCase("6.283185", r"2\pi", {"rel_tol": 1e-6}, True),
     OptionCase("6.283185", r"2\pi", {"rel_tol": 1e-9}, False),
     OptionCase("0.3333333333", "1/3", {"rel_tol": 1e-9}, True),
+]
+
+
+# --- GSM8K-style restatements -----------------------------------------------------------------
+# A worked solution (the text of a GSM8K answer before `####`) followed by its final number stated
+# in one of these ways. `{n}` is the number as GSM8K writes it, `{grouped}` with thousands
+# separators, `{latex}` with LaTeX's `{,}`, `{spaced}` grouped by spaces.
+FINAL_STATEMENTS: dict[str, str] = {
+    "answer-is": "The answer is {n}.",
+    "answer-colon": "Answer: {n}",
+    "a-colon": "A: {n}",
+    "boxed": "So the final answer is $\\boxed{{{latex}}}$.",
+    "minerva": "Final Answer: The final answer is ${latex}$. I hope it is correct.",
+    "bold-answer": "**Answer:** {grouped}",
+    "bold": "So the result is **{n}**.",
+    "hashes": "#### {n}",
+    "dollars": "Therefore, the total is ${grouped}.",
+    "dollars-answer": "The answer is ${grouped}.",
+    "dollars-math": "So the amount is $\\${latex}$.",
+    "units": "So that comes to {grouped} in total.",
+    "own-line": "{n}",
+    "spaced": "The answer is {spaced}.",
+    "thin-space": "The answer is ${thin}$.",
+    "sentence-after": "The answer is {n}. Let me know if you have any other questions!",
+    "zh": "答案：{n}",
+    "zh-unmarked": "所以一共是 {n} 个。",
+    "fr": "Réponse : {n}",
+    "es": "La respuesta es {n}.",
+    "de": "Die Antwort ist {n}.",
+    "ru": "Ответ: {n}.",
+    "ja": "答えは {n} です。",
+}
+
+
+def number_forms(n: str) -> dict[str, str]:
+    """`n` (GSM8K's own digits, maybe `1,234` or `-5` or `2.5`) in the forms FINAL_STATEMENTS use."""
+    plain = n.replace(",", "")
+    sign, digits = ("-", plain[1:]) if plain.startswith("-") else ("", plain)
+    whole, dot, frac = digits.partition(".")
+    groups = [whole[max(0, i - 3) : i] for i in range(len(whole), 0, -3)][::-1]
+
+    def joined(sep: str) -> str:
+        return sign + sep.join(groups) + dot + frac
+
+    return {"n": plain, "grouped": joined(","), "latex": joined("{,}"), "spaced": joined(" "),
+            "thin": joined("\\,")}
+
+
+def restate(solution: str, n: str, style: str) -> str:
+    """The worked solution followed by its final number `n` stated in `style`."""
+    return solution.rstrip() + "\n" + FINAL_STATEMENTS[style].format(**number_forms(n))
+
+
+def changed_number(n: str, seed: int) -> str:
+    """A different number, as GSM8K would write it: what a wrong final line states instead."""
+    plain = n.replace(",", "")
+    value = float(plain) if "." in plain else int(plain)
+    other = value + 1 + seed % 9
+    return f"{other:g}" if isinstance(other, float) else str(other)
+
+
+# Hand-written rows in GSM8K's format (calculator notes, dollar amounts, thousands), for the test.
+GSM8K_STYLE_ROWS = [
+    "Maya buys 3 notebooks at $4 each, so she spends 3 * 4 = $<<3*4=12>>12.\n"
+    "She also buys a pen for $2, so she spends 12 + 2 = $<<12+2=14>>14 in all.\n#### 14",
+    "The farm has 1,200 hens and each lays 5 eggs a week, so that is 1,200 * 5 = <<1200*5=6000>>6,000 eggs.\n"
+    "Over 4 weeks that is 6,000 * 4 = <<6000*4=24000>>24,000 eggs.\n#### 24,000",
+    "A ticket costs $7.50 and Sam buys 4, paying 7.50 * 4 = $<<7.50*4=30>>30.\n"
+    "He pays with a $50 bill, so his change is 50 - 30 = $<<50-30=20>>20.\n#### 20",
+    "Half of the 36 students walk: 36 / 2 = <<36/2=18>>18.\n"
+    "A third of the rest bike: 18 / 3 = <<18/3=6>>6, so 18 - 6 = <<18-6=12>>12 take the bus.\n#### 12",
+    "The tank holds 250 liters and leaks 2.5 liters an hour for 8 hours: 2.5 * 8 = <<2.5*8=20>>20 liters.\n"
+    "So 250 - 20 = <<250-20=230>>230 liters are left.\n#### 230",
+    "Each of the 9 teams has 11 players, so there are 9 * 11 = <<9*11=99>>99 players.\n"
+    "With 3 referees that is 99 + 3 = <<99+3=102>>102 people on the field.\n#### 102",
+    "The temperature was 4 degrees and fell 9 degrees, so it is 4 - 9 = <<4-9=-5>>-5 degrees.\n#### -5",
+    "The company made $1,234,500 in sales and spent $987,600, so its profit was "
+    "1234500 - 987600 = $<<1234500-987600=246900>>246,900.\n#### 246,900",
 ]

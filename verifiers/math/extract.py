@@ -38,7 +38,8 @@ _DEBRIS = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end)\|>|</s>|<\|us
 _NEW_EXERCISE = re.compile(r"\n\s*(?:Q|Question|Problem|Human|User|Exercise)\s*(?:\d+\s*)?[:：.]", re.IGNORECASE)
 _CALCULATOR = re.compile(r"<<[^<>\n]{0,200}>>")
 _PHRASE = (
-    r"\b(?:the\s+)?(?:correct\s+|final\s+)?answer\s*(?:is|should\s+be|would\s+be|will\s+be|=|:|：|-|—)"
+    r"(?<![/\w])(?:the\s+)?(?:correct\s+|final\s+)?answer\s*(?:is|should\s+be|would\s+be|will\s+be|:|：|-|—)"
+    r"|(?<![/\w])final\s+answer\s*="
     r"|(?<![A-Za-z])final\s+answer\b\s*[:：]?|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]"
     r"|\*\*\s*(?:final\s+)?answer\s*:?\s*\*\*\s*:?"
     r"|\bla\s+respuesta\s+(?:final\s+|correcta\s+)?(?:es|ser[íi]a|:)|\brespuesta(?:\s+final)?\s*[:：]"
