@@ -4,7 +4,18 @@ Importing this package imports no verifier implementation: `get("math")` imports
 `verifiers.math` on first use, and plugins load only when asked for by name.
 """
 
-from verifiers.base import ERROR, OK, STATUSES, TIMEOUT, Verdict, Verifier, run_verifier, summarize
+from verifiers.base import (
+    ERROR,
+    OK,
+    STATUSES,
+    TIMEOUT,
+    PreparesReferences,
+    Verdict,
+    Verifier,
+    prepare_references,
+    run_verifier,
+    summarize,
+)
 from verifiers.registry import (
     ENTRY_POINT_GROUP,
     UnknownVerifierError,
@@ -21,6 +32,8 @@ __all__ = [
     "STATUSES",
     "Verdict",
     "Verifier",
+    "PreparesReferences",
+    "prepare_references",
     "run_verifier",
     "summarize",
     "ENTRY_POINT_GROUP",

@@ -3,6 +3,11 @@
 A verdict carries a status besides its reward, so an infrastructure failure (a sandbox that timed
 out, a verifier that crashed, a gold answer that does not parse) is masked out of training instead
 of being scored as a silent zero reward.
+
+A verifier may also read its references ahead of scoring: `prepare_reference(reference)` returns
+the reference in the form `verify` takes fastest, or raises ValueError saying why the verifier
+cannot use it. `prepare_references` calls it over a dataset's rows when the data is loaded, so an
+unreadable gold is reported with its row instead of being discovered as masked samples in training.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-__all__ = ["OK", "TIMEOUT", "ERROR", "STATUSES", "Verdict", "Verifier", "run_verifier", "summarize"]
+__all__ = ["OK", "TIMEOUT", "ERROR", "STATUSES", "Verdict", "Verifier", "PreparesReferences", "prepare_references",
+           "run_verifier", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,38 @@ class Verifier(Protocol):
     name: str
 
     def verify(self, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]: ...
+
+
+@runtime_checkable
+class PreparesReferences(Protocol):
+    """Optional beside `Verifier`: reads a reference once (parsing a gold answer, say); `verify`
+    takes the result in place of the raw reference. Raises ValueError with the reason when the
+    reference cannot be used."""
+
+    def prepare_reference(self, reference: Any) -> Any: ...
+
+
+def prepare_references(verifier: Verifier, references: Sequence[Any], rows: Sequence[Any] | None = None,
+                       limit: int = 5) -> list[Any]:
+    """Every reference prepared by `verifier` (unchanged when it has no `prepare_reference`).
+
+    Raises ValueError listing up to `limit` unreadable references, each named by its row label
+    (`rows[i]`, e.g. "train.jsonl line 12", or its index) with the verifier's reason."""
+    if not isinstance(verifier, PreparesReferences):
+        return list(references)
+    prepared: list[Any] = []
+    problems: list[str] = []
+    for i, reference in enumerate(references):
+        try:
+            prepared.append(verifier.prepare_reference(reference))
+        except ValueError as e:
+            problems.append(f"{rows[i] if rows is not None else f'row {i}'}: {e}")
+            prepared.append(None)
+    if problems:
+        more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+        raise ValueError(f"{len(problems)} reference(s) that verifier {verifier.name!r} cannot read{more}:\n  "
+                         + "\n  ".join(problems[:limit]))
+    return prepared
 
 
 def run_verifier(verifier: Verifier, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]:

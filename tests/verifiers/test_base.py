@@ -3,7 +3,17 @@ import math
 
 import pytest
 
-from verifiers.base import ERROR, OK, TIMEOUT, Verdict, Verifier, run_verifier, summarize
+from verifiers.base import (
+    ERROR,
+    OK,
+    TIMEOUT,
+    PreparesReferences,
+    Verdict,
+    Verifier,
+    prepare_references,
+    run_verifier,
+    summarize,
+)
 
 
 class _Echo:
@@ -119,3 +129,36 @@ def test_summarize_reports_no_reward_when_nothing_was_scored():
     assert summarize([Verdict(0.0, ERROR)])["reward_mean"] is None
     empty = {"n": 0, "ok": 0, "timeout": 0, "error": 0, "reward_mean": None, "latency_mean_s": None}
     assert summarize([]) == empty
+
+
+class _Integers(_Echo):
+    """Prepares references by reading them as integers."""
+
+    name = "integers"
+
+    def prepare_reference(self, reference):
+        try:
+            return int(reference)
+        except (TypeError, ValueError):
+            raise ValueError(f"{reference!r} is not an integer") from None
+
+
+def test_prepare_references_reads_each_reference_once_or_passes_them_through():
+    assert isinstance(_Integers(), PreparesReferences) and not isinstance(_Echo(), PreparesReferences)
+    assert prepare_references(_Integers(), ["1", " 2", 3]) == [1, 2, 3]
+    assert prepare_references(_Echo(), ["x", None]) == ["x", None]  # no prepare_reference: unchanged
+
+
+def test_prepare_references_names_every_unreadable_row_with_its_reason():
+    with pytest.raises(ValueError) as raised:
+        prepare_references(_Integers(), ["1", "two", "3", None], rows=["a.jsonl:1", "a.jsonl:2", "a.jsonl:3", "a.jsonl:4"])
+    message = str(raised.value)
+    assert message.startswith("2 reference(s) that verifier 'integers' cannot read:")
+    assert "a.jsonl:2: 'two' is not an integer" in message and "a.jsonl:4: None is not an integer" in message
+    assert "a.jsonl:1" not in message and "a.jsonl:3" not in message
+
+
+def test_prepare_references_lists_a_few_problems_and_counts_the_rest():
+    with pytest.raises(ValueError, match=r"^7 reference\(s\) .* \(and 2 more\):") as raised:
+        prepare_references(_Integers(), ["x"] * 7)
+    assert "row 4:" in str(raised.value) and "row 5:" not in str(raised.value)

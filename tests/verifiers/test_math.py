@@ -227,3 +227,45 @@ def test_numbers_are_decided_without_starting_the_pool():
     from verifiers.math.verifier import _pools
 
     assert (1, 1.25, v.memory_mb) not in _pools
+
+
+def test_prepare_reference_reads_a_gold_once_and_verify_takes_it():
+    from verifiers.math import MathReference
+
+    v = MathVerifier(prestart=False)
+    ref = v.prepare_reference(GSM8K_SOLUTION)
+    assert isinstance(ref, MathReference) and ref.answer == "72"
+    assert v.prepare_reference(GSM8K_SOLUTION) is ref  # cached per distinct reference
+    assert v.prepare_reference(r"$(m, n) = (4, 2)$").answer == "(m, n) = (4, 2)"
+    assert v.prepare_reference(r"\boxed{1} and \boxed{2}").answer == "1, 2"
+    assert v.prepare_reference(3.5).answer == "3.5"
+    right, wrong = v.verify(["So she sold 72 clips.", "She sold 24."], [ref, ref])
+    assert (right.reward, right.status, wrong.reward, wrong.status) == (1.0, OK, 0.0, OK)
+
+
+@pytest.mark.parametrize(
+    "reference, reason",
+    [
+        ("The clips were sold in April and May.", "has no readable answer"),
+        ("#### 3 +* 4", "does not parse"),
+        (float("nan"), "has no readable answer"),
+        (True, "has no readable answer"),
+        (None, "has no readable answer"),
+        (r"\boxed{}", "has no readable answer"),
+    ],
+)
+def test_prepare_reference_says_why_a_gold_cannot_be_read(reference, reason):
+    with pytest.raises(ValueError, match=reason):
+        MathVerifier(prestart=False).prepare_reference(reference)
+
+
+def test_a_dataset_with_unreadable_golds_is_reported_by_row_when_loaded():
+    from verifiers import prepare_references
+
+    golds = ["#### 72", "x = 3", "no answer given here", "\\boxed{\\frac{1}{2}}", "#### 3 +* 4"]
+    with pytest.raises(ValueError) as raised:
+        prepare_references(MathVerifier(prestart=False), golds, rows=[f"train.jsonl line {i + 1}" for i in range(5)])
+    message = str(raised.value)
+    assert "2 reference(s) that verifier 'math' cannot read" in message
+    assert "train.jsonl line 3: reference 'no answer given here' has no readable answer" in message
+    assert "train.jsonl line 5: reference '3 +* 4' does not parse" in message

@@ -2,11 +2,13 @@
 
 `MathVerifier` (verifier.py) extracts the final answer (extract.py), parses it without eval into a
 whitelisted syntax tree (parse.py), and decides equality (equal.py), with sympy work in worker
-processes under a hard per-answer deadline (verifiers/pool.py).
+processes under a hard per-answer deadline (verifiers/pool.py). `prepare_reference` reads a gold
+once, for checking a dataset when it is loaded.
 """
 
 from verifiers.math.extract import extract_answer, last_boxed
 from verifiers.math.parse import ParseError, parse_answer
-from verifiers.math.verifier import MathVerifier
+from verifiers.math.verifier import MathReference, MathVerifier, prepare_reference
 
-__all__ = ["MathVerifier", "extract_answer", "last_boxed", "parse_answer", "ParseError"]
+__all__ = ["MathVerifier", "MathReference", "prepare_reference", "extract_answer", "last_boxed", "parse_answer",
+           "ParseError"]

@@ -375,8 +375,9 @@ def _tidy(tail: str) -> str:
     boxed = last_boxed(tail)
     if boxed is not None:
         return boxed.strip()
-    tail = tail.rstrip().rstrip(".。").rstrip()
-    return tail.strip().strip("*").strip()
+    tail = tail.rstrip().rstrip(".。").rstrip().strip("*").strip()
+    whole = _MATH_SPANS.fullmatch(tail)
+    return next(g for g in whole.groups() if g is not None).strip() if whole else tail
 
 
 def _unmask(answer: str) -> str:
@@ -431,7 +432,10 @@ def _looks_like_prose(text: str) -> bool:
         return len(words) > 3
     if outside_math != text and words:
         return True
-    return any(start < value.start() for start, _ in words) or len(words) > 3
+    last_value = max(m.end() for m in re.finditer(r"\d", bare))
+    # Words before the first value, or between values ("98 + 0 results in 99"), make a sentence;
+    # after the last value they are units.
+    return any(start < last_value for start, _ in words) or len(words) > 3
 
 
 def _is_math_name(text: str, word: re.Match[str]) -> bool:

@@ -261,7 +261,9 @@ def _tokenize(s: str) -> list[tuple[str, str]]:
         value = m.group(kind)
         if kind == "num" and len(value) > _MAX_DIGITS:
             raise ParseError(f"a number of {len(value)} digits")
-        if kind == "word":
+        if kind == "word" and (tokens[-1:] == [("op", "_")] or tokens[-2:] == [("op", "_"), ("op", "{")]):
+            tokens.append(("sym", value))  # a subscript is a label: S_{MBCN}, x_{max}
+        elif kind == "word":
             tokens.extend(_word_tokens(value))
         else:
             tokens.append((kind, value))
@@ -270,7 +272,8 @@ def _tokenize(s: str) -> list[tuple[str, str]]:
 
 
 def _word_tokens(word: str) -> list[tuple[str, str]]:
-    """`sin` is a function, `pi` a constant; other letter runs are products of variables (`xy`)."""
+    """`sin` is a function, `pi` a constant; other runs of up to three letters are products of
+    variables (`xy`); a longer run is a word."""
     lower = word.lower()
     if lower in FUNCTIONS:
         return [("func", lower)]
@@ -278,6 +281,8 @@ def _word_tokens(word: str) -> list[tuple[str, str]]:
         return [("const", _CONSTANT_WORDS[lower])]
     if word in _GREEK:
         return [("sym", word)]
+    if len(word) > 3:  # "results": a word, not the product r*e*s*u*l*t*s
+        raise ParseError(f"the word {word!r} in an answer")
     return [("sym", ch) for ch in word]
 
 
