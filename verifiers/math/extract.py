@@ -313,10 +313,31 @@ def _last_value(text: str) -> str | None:
     # `7/12 \approx 0.58`: the value stated before an approximation of it.
     while k > 0 and _approximates(text[candidates[k - 1][1] : candidates[k][0]]):
         k -= 1
-    value = candidates[k][2]
+    start, end, value = candidates[k]
     if value.count("=") and not re.search(r"\\(?:begin|text)", value):
         value = _last_of_chain(value)
+    elif plain[start:end] == value:
+        value = _right_hand_side(plain, start, end) or value
     return value
+
+
+_RHS = re.compile(r"=\s*((?:[-+*/^×÷·().\d\s]|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|\b(?:sqrt|pi)\b)+?)"
+                  r"\s*(?=[A-Za-z]{2,}|[,;!?。]|\.(?:\s|$)|$)")
+
+
+def _right_hand_side(text: str, start: int, end: int) -> str | None:
+    """A value written in plain text as the right-hand side of an equation, when the last number is
+    part of it: `(x^2 - 1)/(x - 1) = x + 1` gives `x + 1` (the number alone would be `1`)."""
+    line_start = max(text.rfind("\n", 0, start), text.rfind(". ", 0, start)) + 1
+    for m in reversed(list(_RHS.finditer(text, line_start, min(len(text), end + 80)))):
+        if m.start(1) <= start and end <= m.end(1) + 1:
+            rhs = m.group(1).strip()
+            while rhs.count(")") > rhs.count("(") and rhs.endswith(")"):
+                rhs = rhs[:-1].rstrip()
+            return rhs if re.search(r"[A-Za-z+\-*/^×÷·(]", rhs) and rhs.count("(") == rhs.count(")") else None
+        if m.end(1) < start:
+            break
+    return None
 
 
 def _approximates(gap: str) -> bool:

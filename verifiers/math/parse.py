@@ -73,7 +73,7 @@ _CURRENCY = re.compile(r"\\\$|\$|€|£|¥|\\euro|\b(?:USD|EUR|GBP|Rs\.?)(?=\s*\
 _UNIT_TAIL = re.compile(r"(?<=[\d)}.\s])\s*([^\W\d_]{2,}(?:\s*\^\s*\{?\d\}?)?(?:\s*/\s*[^\W\d_]+)?)\s*\.?$")
 _MIXED_PLAIN = re.compile(r"^(-?)(\d{1,30})\s+(\d{1,30})\s*/\s*(\d{1,30})$")
 _MIXED_LATEX = re.compile(r"(?<![\w.^_}])(\d{1,30})\s*\\frac\s*\{\s*(\d{1,30})\s*\}\s*\{\s*(\d{1,30})\s*\}")
-_LETTER = re.compile(r"^\(?\s*([A-Ja-j])\s*\)?(?:\s*[.:)]?\s*.*)?$")
+_LETTER = re.compile(r"^\(?\s*([A-Ja-j])\s*\)?(?:$|[.:)]|\s)")
 _LETTER_STRICT = re.compile(r"^\(?\s*([A-J])\s*\)$|^\(?([A-J])\)?$|^\(([a-j])\)$")
 _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
 _MATRIX = re.compile(r"\\begin\s*\{([pbvBV]?matrix|array)\}(?:\s*\{[^{}]*\})?(.*?)\\end\s*\{\1\}", re.DOTALL)
@@ -106,9 +106,9 @@ def parse_answer(text: str) -> Node:
     letter = _LETTER_STRICT.match(normalize_text(s).upper() if _is_wrapped_letter(s) else s)
     if letter:
         return ("letter", next(g for g in letter.groups() if g).upper())
-    labelled = re.fullmatch(r"\(([A-J])\)\s+\S.{0,40}", _WRAPPER.sub(r"\1", s).replace("\\ ", " "))
-    if labelled:  # "\text{(C)}\ 3": a choice with its value
-        return ("letter", labelled.group(1))
+    labelled = re.fullmatch(r"\(([A-J])\)\s+\S.{0,40}|([A-J])[.)]\s+\S.{0,40}", _WRAPPER.sub(r"\1", s).replace("\\ ", " "))
+    if labelled:  # "\text{(C)}\ 3", "C. x = 42": a choice with its value
+        return ("letter", labelled.group(1) or labelled.group(2))
     if _is_text_answer(s):
         return ("text", normalize_text(s))
     s, percent = _normalize(s)
