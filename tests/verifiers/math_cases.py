@@ -70,6 +70,8 @@ class Case(NamedTuple):
     status: tuple[str, ...] = OK_ONLY  # the statuses the verdict may have
     source: str = "written"  # "written" by hand, or "real": a model's completion, decided by hand
     origin: str = ""  # for a real case: the model, the problem and the prompt style it came from
+    # A decided case this verifier gets wrong, and why (kept in the table, tested as a known miss).
+    known_miss: str = ""
 
 
 class OptionCase(NamedTuple):
@@ -852,7 +854,8 @@ def _cases_of_model_text() -> list[Case]:
 
 
 # Real model completions, each decided by reading it: one JSON object per line with prediction,
-# gold, expected, rule, origin (and status, when not just "ok").
+# gold, expected, rule, origin (and status, when not just "ok"; known_miss, when the verifier
+# gets the case wrong).
 REAL_CASES_FILE = Path(__file__).with_name("math_real_cases.jsonl")
 
 
@@ -861,7 +864,7 @@ def _real_cases() -> list[Case]:
         return []
     rows = [json.loads(line) for line in REAL_CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Case(r["prediction"], r["gold"], r["expected"], r["rule"], tuple(r.get("status", OK_ONLY)), "real",
-                 r["origin"]) for r in rows]
+                 r["origin"], r.get("known_miss", "")) for r in rows]
 
 
 CASES: list[Case] = _cases() + _cases_of_model_text() + _real_cases()

@@ -224,12 +224,12 @@ def _trailing_group(text: str, boxes: list[tuple[int, int, str]], loose: bool) -
     few words (`\boxed{1} papers and \boxed{2} bins`)."""
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
-        gap = text[box[1] : group[0][0]]
+        gap = text[box[1] : group[-1][0]]
         if _BOX_GAP.fullmatch(gap) is None and _NAMED_GAP.fullmatch(gap) is None and not (
                 loose and len(re.findall(r"[^\W\d_]+", gap)) <= 3 and not re.search(r"[.:;!?]\s|\n", gap)):
             break
-        group.insert(0, box)
-    return group
+        group.append(box)
+    return group[::-1]
 
 
 def _answer_after(tail: str, strict: bool = False) -> str | None:
@@ -328,7 +328,7 @@ _RHS = re.compile(r"=\s*((?:[-+*/^×÷·().\d\s]|(?<![A-Za-z])[A-Za-z](?![A-Za-z
 def _right_hand_side(text: str, start: int, end: int) -> str | None:
     """A value written in plain text as the right-hand side of an equation, when the last number is
     part of it: `(x^2 - 1)/(x - 1) = x + 1` gives `x + 1` (the number alone would be `1`)."""
-    line_start = max(text.rfind("\n", 0, start), text.rfind(". ", 0, start)) + 1
+    line_start = max(text.rfind("\n", 0, start), text.rfind(". ", 0, start), start - 300) + 1
     for m in reversed(list(_RHS.finditer(text, line_start, min(len(text), end + 80)))):
         if m.start(1) <= start and end <= m.end(1) + 1:
             rhs = m.group(1).strip()
