@@ -676,6 +676,10 @@ def _cases_of_model_text() -> list[Case]:
     add(c("The final answer is 2.5. I hope this helps!", "2.5", t, R))
     add(c("Answer: First, 4 boxes hold 6 cans each, so there are 24 cans. Then 5 are used, leaving 19.", "19", t, R))
     add(c("Answer: First, 4 boxes hold 6 cans each, so there are 24 cans. Then 5 are used, leaving 19.", "6", f, R))
+    add(c('{"reasoning": "3 boxes of 4 pens", "answer": 12}', "12", t, R))
+    add(c('{"reasoning": "3 boxes of 4 pens", "answer": 12}', "4", f, R))
+    add(c('{"answer": "$18", "reasoning": "9 eggs at $2 each"}', "18", t, R))
+    add(c('{"final_answer": 7, "steps": 3}', "3", f, R))
 
     # ---------------------------------------------------------------- 20. several boxes
     R = "boxes"

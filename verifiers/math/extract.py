@@ -41,7 +41,7 @@ _PHRASE = (
     r"(?<![/\w])(?:the\s+)?(?:correct\s+|final\s+)?answer\s*(?:is|should\s+be|would\s+be|will\s+be|:|：|-|—)"
     r"|(?<![/\w])final\s+answer\s*="
     r"|(?<![A-Za-z])final\s+answer\b\s*[:：]?|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]"
-    r"|\*\*\s*(?:final\s+)?answer\s*:?\s*\*\*\s*:?"
+    r"|\*\*\s*(?:final\s+)?answer\s*:?\s*\*\*\s*:?|[\"']?(?:final_?)?answer[\"']\s*:"
     r"|\bla\s+respuesta\s+(?:final\s+|correcta\s+)?(?:es|ser[íi]a|:)|\brespuesta(?:\s+final)?\s*[:：]"
     r"|\bla\s+r[ée]ponse\s+(?:finale\s+)?(?:est|serait|:)|\br[ée]ponse(?:\s+finale)?\s*[:：]"
     r"|\bdie\s+(?:endg[üu]ltige\s+|richtige\s+)?antwort\s+(?:ist|lautet|:)|\bantwort\s*[:：]|\bergebnis\s*[:：]"
@@ -74,7 +74,7 @@ _BOX_GAP = re.compile(
 _NAMED_GAP = re.compile(r"[\s$,;]*(?:\\[()]\s*)?(?:and\s+)?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?:\\[()]\s*|\$\s*)?")
 _APPROX = re.compile(r"(?:\\approx|≈|\\sim|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b|\bcirca\b|约|大约)\s*$",
                      re.IGNORECASE)
-_REASON = re.compile(r"[,;]\s+(?=[^\W\d_]{2,})|\s+\((?=[^\W\d_]{2,})|\s+(?:because|since|as|which|so|given|when|if)\b",
+_REASON = re.compile(r"[,;]\s+(?=[^\W\d_]{2,})|,\s*(?=[\"'][^\W\d_])|\s+\((?=[^\W\d_]{2,})|\s+(?:because|since|as|which|so|given|when|if)\b",
                      re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<!\.)\.(?=\s|$)|[。！？\n]|(?<![\d)}!])[!?](?=\s|$)")
 _STATES = re.compile(
@@ -245,6 +245,11 @@ def _answer_after(tail: str, strict: bool = False) -> str | None:
                 return next(g for g in span.groups() if g is not None).strip()
     line = re.split(r"\bI hope it is correct|\bI hope this helps", first_line, maxsplit=1, flags=re.IGNORECASE)[0]
     line = line.strip().strip("*").strip()
+    quoted = re.match(r"([\"'])(.+?)\1", line)
+    if quoted:  # JSON: "answer": "42"
+        line = quoted.group(2).strip()
+    while line.count("}") > line.count("{") and line.endswith(("}", ",")):  # JSON: "answer": 42}
+        line = line[:-1].rstrip()
     if not line:
         return None
     boxed = last_boxed(line)
