@@ -838,6 +838,44 @@ def _cases_of_model_text() -> list[Case]:
     add(c("5", "x \\in \\boxed{\\{5\\}}.$", t, R))
     add(c("C", r"\text{(C)}\ 3", t, R))
 
+    # ---------------------------------------------------------------- GSM8K answers as chat models lay them out
+    R = "final_line"
+    steps = ("## Step 1: Eggs left to sell\nThe ducks lay 16 eggs a day; 3 are eaten and 4 baked, so "
+             "16 - 3 - 4 = 9 are left.\n\n## Step 2: Money made\nShe sells them at $2 each: 9 * $2 = ${n}.\n\n"
+             "The final answer is: $\\boxed{{{n}}}$")
+    add(c(steps.format(n=18), GSM8K_EGGS, t, R))
+    add(c(steps.format(n=16), GSM8K_EGGS, f, R))
+    bullets = ("Janet's ducks lay 16 eggs a day.\n\n- Eaten for breakfast: 3\n- Used for muffins: 4\n\n"
+               "Eggs left to sell: 16 − 3 − 4 = 9\n\nAt $2 each: 9 × $2 = **${n}**\n\n"
+               "Janet makes **${n}** every day at the farmers' market.")
+    add(c(bullets.format(n=18), GSM8K_EGGS, t, R))
+    add(c(bullets.format(n=20), GSM8K_EGGS, f, R))
+    display = ("To find how much Janet makes, follow these steps:\n\n1. **Eggs left:**\n   \\[\n   16 - 3 - 4 = 9\n"
+               "   \\]\n2. **Money:**\n   \\[\n   9 \\times 2 = {n} \\text{{ dollars}}\n   \\]\n\n"
+               "Therefore, Janet makes \\(\\boxed{{{n}}}\\) dollars every day at the farmers' market.")
+    add(c(display.format(n=18), GSM8K_EGGS, t, R))
+    add(c(display.format(n=11), GSM8K_EGGS, f, R))
+    headed = ("**1. Eggs remaining:** 16 - 3 - 4 = 9 eggs\n**2. Earnings:** 9 eggs * $2/egg = ${n}\n\n"
+              "**Answer:** Janet makes ${n} every day at the farmers' market.")
+    add(c(headed.format(n=18), GSM8K_EGGS, t, R))
+    add(c(headed.format(n=14), GSM8K_EGGS, f, R))
+    thinking = ("<think>\nShe has 16 eggs, eats 3, bakes 4. 16 - 7 = 9. Wait, is it 16 - 3 = 13 then 13 - 4 = 9? "
+                "Yes, 9. At $2 that's $18, not $20.\n</think>\n\nJanet sells 9 eggs at $2 each, so she makes "
+                "**${n}** per day.")
+    add(c(thinking.format(n=18), GSM8K_EGGS, t, R))
+    add(c(thinking.format(n=20), GSM8K_EGGS, f, R))
+    add(c("She sells 16 - 3 - 4 = 9 eggs a day, making 9 * 2 = $18.00 daily.", GSM8K_EGGS, t, R))
+    add(c("She sells 16 - 3 - 4 = 9 eggs a day, making 9 * 2 = $18.00 daily. That is $126 a week.", "126", t, R))
+    add(c("Natalia sold 48 / 2 = 24 clips in May, so altogether she sold 48 + 24 = 72 clips in April and May. "
+          "The answer is: 72", GSM8K_CLIPS, t, R))
+    add(c("Natalia sold 48 / 2 = 24 clips in May, so altogether she sold 48 + 24 = 72 clips in April and May. "
+          "The answer is: 24", GSM8K_CLIPS, f, R))
+    add(c("In May: 48 ÷ 2 = 24 clips.\nTotal: 48 + 24 = 72 clips.\n\n**Final Answer: 72 clips**", GSM8K_CLIPS, t, R))
+    add(c("In May: 48 ÷ 2 = 24 clips.\nTotal: 48 + 24 = 72 clips.\n\n### Final Answer\n72", GSM8K_CLIPS, t, R))
+    add(c("In May: 48 ÷ 2 = 24 clips.\nTotal: 48 + 24 = 72 clips.\n\n### Final Answer\n96", GSM8K_CLIPS, f, R))
+    add(c("The big order comes to 1234 * 1000 = 1,234,000 units, i.e. \\(1{,}234{,}000\\) units.", GSM8K_BIG, t, R))
+    add(c("The big order comes to 1234 * 1000 = 1,234,000 units, i.e. \\(1{,}234{,}000\\) units.", "1234", f, R))
+
     # ---------------------------------------------------------------- 26. responses without a marker
     R = "unmarked"
     add(c("小红有 8 颗糖，又买了 5 颗，所以一共是 13 颗糖。", "13", t, R))
