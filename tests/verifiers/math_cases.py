@@ -416,6 +416,10 @@ def _cases() -> list[Case]:
     add(c("逐个检验选项，只有 C 满足条件。答案是 C", "B", f, R))
     add(c(r"Checking each option, only (C) works: \boxed{\text{(C)}}", MATH_CHOICE, t, R))
     add(c(r"Checking each option, only (B) works: \boxed{\text{(B)}}", MATH_CHOICE, f, R))
+    add(c("A. Because the other options are all odd.", "A", t, R))
+    add(c("A. Because the other options are all odd.", "B", f, R))
+    add(c("Option (B) overcounts the pairs, so it has to be (D).", "D", t, R))
+    add(c("Option (B) overcounts the pairs, so it has to be (D).", "B", f, R))
 
     # ---------------------------------------------------------------- 10. sets, tuples, lists
     R = "sets"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["extract_answer", "last_boxed", "all_boxed", "mask_currency", "CURRENCY_MARK"]
+__all__ = ["extract_answer", "last_boxed", "all_boxed", "choice_in_text", "mask_currency", "CURRENCY_MARK"]
 
 CURRENCY_MARK = "\ue000"  # stands in for a currency `$`; same length, so positions are kept
 
@@ -134,6 +134,18 @@ def all_boxed(text: str) -> list[tuple[int, int, str]]:
             boxes.pop()  # a box inside another: the inner one, opened last, is the answer
         boxes.append((m.start(), end + 1, text[m.end() : end]))
     return boxes
+
+
+def choice_in_text(text: str) -> str | None:
+    """A multiple-choice letter in a response with no marked answer: at its start (`A. Because
+    ...`, `(B) 12`), else the last `(C)` in it."""
+    if not isinstance(text, str):
+        return None
+    start = re.match(r"\s*\(?([A-J])(?:\)|[.:])(?:\s|$)", text)
+    if start:
+        return start.group(1)
+    found = re.findall(r"\(([A-J])\)", text[-2000:])
+    return found[-1] if found else None
 
 
 def mask_currency(text: str) -> str:

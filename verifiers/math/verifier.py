@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Sequence
 
 from verifiers.base import ERROR, OK, TIMEOUT, Verdict
 from verifiers.math.equal import answer_readings, quick_equal
-from verifiers.math.extract import extract_answer, last_boxed
+from verifiers.math.extract import choice_in_text, extract_answer, last_boxed
 from verifiers.math.parse import ParseError, letter_of, parse_answer
 from verifiers.pool import DONE, TIMEOUT as POOL_TIMEOUT, DeadlinePool
 
@@ -168,14 +168,15 @@ class MathVerifier:
         if self.require_boxed and last_boxed(completion) is None:
             return (False, OK, "no \\boxed answer")
         pred = extract_answer(completion)
+        if gold_node[0] == "letter":  # a choice: also "A. Because ..." or the last "(C)" of the text
+            choice = (letter_of(pred) if pred is not None else None) or choice_in_text(completion)
+            same = choice == gold_node[1]
+            return (same, OK, "" if same else f"choice {choice} != {gold_node[1]}")
         if pred is None:
             return (False, OK, "no answer found")
         cached = self._cache_get((pred, gold))
         if cached is not None:
             return cached
-        if gold_node[0] == "letter":
-            same = letter_of(pred) == gold_node[1]
-            return self._cache_put((pred, gold), (same, OK, "" if same else f"choice {_clip(pred)} != {gold_node[1]}"))
         try:
             readings = answer_readings(pred)
         except ParseError as e:
