@@ -14,7 +14,7 @@ import random
 from fractions import Fraction
 from typing import Any, Callable
 
-from verifiers.math.parse import Node, ParseError, decimal_comma_reading, letter_of, normalize_text, parse_answer
+from verifiers.math.parse import Node, ParseError, letter_of, normalize_text, other_readings, parse_answer
 
 __all__ = ["Explosive", "quick_equal", "equal", "compare_texts", "answer_readings", "numeric_value", "warm_up"]
 
@@ -147,10 +147,9 @@ def compare_texts(pred_text: str, gold_text: str, percent: str, rel_tol: float) 
 
 
 def answer_readings(text: str) -> list[Node]:
-    """The ways an answer may be read: its syntax tree, and for `1000,99` the decimal-comma number."""
-    node = parse_answer(text)
-    comma = decimal_comma_reading(text)
-    return [node] if comma is None else [node, comma]
+    """The ways an answer may be read: its syntax tree, then `parse.other_readings` (`1000,99`
+    with a decimal comma, `1.234.567` with dots between thousands)."""
+    return [parse_answer(text), *other_readings(text)]
 
 
 @functools.lru_cache(maxsize=4096)

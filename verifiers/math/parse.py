@@ -110,7 +110,8 @@ def parse_answer(text: str) -> Node:
     if labelled:  # "\text{(C)}\ 3", "C. x = 42": a choice with its value
         return ("letter", labelled.group(1) or labelled.group(2))
     if _is_text_answer(s):
-        return ("text", normalize_text(s))
+        spelled = _number_words(normalize_text(s))
+        return ("num", Fraction(spelled), False) if spelled is not None else ("text", normalize_text(s))
     s, percent = _normalize(s)
     if not s:
         raise ParseError("empty answer")
@@ -127,13 +128,48 @@ def parse_answer(text: str) -> Node:
     return ("percent", node) if percent else node
 
 
-def decimal_comma_reading(text: str) -> Node | None:
-    """`1000,99` / `2,74` / `0,111` read with a decimal comma (the number a European writer means),
-    when the answer is just such a number; None otherwise. `1,234` stays a thousands separator."""
-    m = re.fullmatch(r"\s*\$?\s*(-?)(\d+),(\d+)\s*\$?\s*", text)
-    if not m or (len(m.group(3)) == 3 and m.group(2) != "0" and len(m.group(2)) <= 3):
+def other_readings(text: str) -> list[Node]:
+    """Other ways a writer may mean a bare number: `1000,99` / `2,74` / `0,111` with a decimal
+    comma, `1.234.567` with dots between thousands (as in German or Spanish; `1.234` stays the
+    English decimal)."""
+    unit = r"\s*\$?(?:\s*[^\W\d_]+){0,3}\.?\s*"  # "1.000 Euro"
+    m = re.fullmatch(r"\s*\$?\s*(-?)(\d+),(\d+)" + unit, text)
+    if m and not (len(m.group(3)) == 3 and m.group(2) != "0" and len(m.group(2)) <= 3):
+        value = _number(f"{m.group(2)}.{m.group(3)}")
+        return [("neg", value) if m.group(1) else value]
+    m = re.fullmatch(r"\s*\$?\s*(-?)(\d{1,3}(?:\.\d{3}){2,})" + unit, text)
+    if m:
+        value = _number(m.group(2).replace(".", ""))
+        return [("neg", value) if m.group(1) else value]
+    return []
+
+
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6}
+
+
+def _number_words(text: str) -> int | None:
+    """`eighteen`, `twenty-five`, `one hundred and five`, `three thousand`: the number, else None."""
+    words = [w for w in re.split(r"[\s-]+", text.strip().rstrip(".")) if w and w != "and"]
+    if not words or len(words) > 8:
         return None
-    return _number(f"{m.group(1)}{m.group(2)}.{m.group(3)}") if not m.group(1) else ("neg", _number(f"{m.group(2)}.{m.group(3)}"))
+    total = current = 0
+    for word in words:
+        if word in _UNITS:
+            current += _UNITS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word in _SCALES:
+            total += max(current, 1) * _SCALES[word]
+            current = 0
+        else:
+            return None
+    return total + current
 
 
 def letter_of(text: str) -> str | None:
