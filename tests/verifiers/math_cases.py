@@ -811,7 +811,7 @@ def _cases_of_model_text() -> list[Case]:
     # ---------------------------------------------------------------- 24. ratios, clock times, bases
     R = "ratios"
     add(c("2:5", "2 : 5", t, R))
-    add(c("4:10", "2:5", t, R))
+    add(c("4:10", "2:5", f, R))
     add(c("5:2", "2:5", f, R))
     add(c("2:5", r"\frac{2}{5}", t, R))
     add(c("9:45", "9:45", t, R))
