@@ -57,7 +57,7 @@ _MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$([^$\n]+?
 # `v2` are not numbers; CJK text around a number is fine): thousands separators, decimals, a
 # fraction `a/b`, a trailing percent sign.
 _NUMBER_IN_TEXT = re.compile(
-    r"(?<![A-Za-z0-9_.^{\\/])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    r"(?<![A-Za-z0-9_.^{\\/])-?" + CURRENCY_MARK + r"?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
     r"(?:[eE][-+]?\d{1,3}|\s?(?:×|\\times|\\cdot|\*)\s?10\s?\^\s?\{?-?\d{1,3}\}?|/\d+(?:\.\d+)?|(?::\d+)+)?"
     r"(?:\s?\\?%)?(?![A-Za-z0-9_^])"
 )
