@@ -204,6 +204,10 @@ def _equal(p: Node, g: Node, rel_tol: float) -> bool:
     if pk == "matrix" or gk == "matrix":
         return (pk == gk and len(p[1]) == len(g[1]) and all(len(r) == len(s) for r, s in zip(p[1], g[1]))
                 and all(_equal(a, b, rel_tol) for r, s in zip(p[1], g[1]) for a, b in zip(r, s)))
+    if pk == gk == "time":  # 4:00 may be 16:00 (4:00 p.m.); 04:00 and 16:00 differ
+        if len(p[1]) != len(g[1]) or p[1][1:] != g[1][1:]:
+            return False
+        return p[1][0] == g[1][0] or (not (p[2] and g[2]) and p[1][0] % 12 == g[1][0] % 12)
     if pk == "ratio" or gk == "ratio":
         return _equal_ratios(_as_ratio(p), _as_ratio(g), rel_tol)
     if pk in ("interval", "union") and gk in ("interval", "union", "set") or _all_inequalities(p) or _all_inequalities(g):

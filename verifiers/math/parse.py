@@ -17,7 +17,7 @@ Nodes are plain tuples, so they cross process boundaries cheaply and nothing in 
     ("rel", [e0, e1, ...], [op0, ...])       ("list" | "set" | "tuple", [items])
     ("interval", lo, hi, lo_closed, hi_closed)   ("union", [intervals])   ("matrix", [[cells]])
     ("text", normalised)            ("letter", "B")      ("percent", node)
-    ("ratio", [a, b, ...])          ("time", [7, 30])    ("base", "132", 4)   ("latex", source)   (LaTeX outside the grammar)
+    ("ratio", [a, b, ...])          ("time", [7, 30], on_24_hour_clock)         ("base", "132", 4)   ("latex", source)   (LaTeX outside the grammar)
 """
 
 from __future__ import annotations
@@ -246,6 +246,10 @@ def _normalize(s: str) -> tuple[str, bool]:
     for _ in range(3):  # \text{...} inside \boxed{...}: unwrap from the inside out
         s = _WRAPPER.sub(r" \1 ", s)
     s = _DEGREES.sub("", s)
+    clock = re.fullmatch(r"\s*(\d{1,2})(:\d{2}(?::\d{2})?)?\s*([ap])\.?\s?m\.?\s*", s, re.IGNORECASE)
+    if clock and int(clock.group(1)) <= 12:  # 6:30 p.m. -> 18:30
+        hour = int(clock.group(1)) % 12 + (12 if clock.group(3).lower() == "p" else 0)
+        s = f"{hour:02d}{clock.group(2) or ':00'}"  # two hour digits: a 24-hour time
     s = _CURRENCY.sub("", s).strip()
     s = re.sub(r"\.$", "", s).strip()
     percent = bool(_PERCENT.search(s))
@@ -411,7 +415,8 @@ def _parse_side(tokens: list[Any]) -> Node:
     if len(ratio) > 1:
         if all(len(p) == 1 and p[0][0] == "num" and p[0][1].isdigit() for p in ratio) and all(
                 len(p[0][1]) == 2 for p in ratio[1:]) and len(ratio) <= 3:
-            return ("time", [int(p[0][1]) for p in ratio])  # 7:30, 12:00:05
+            # 7:30, 12:00:05; with two hour digits (07:30, 19:30) it is read on a 24-hour clock
+            return ("time", [int(p[0][1]) for p in ratio], len(ratio[0][0][1]) == 2 or int(ratio[0][0][1]) > 12)
         return ("ratio", [_Parser(part).expression() for part in ratio])
     if tokens and tokens[0][1] in ("(", "[", "\\{", "{") and _closes_at_end(tokens) and len(
             _split_top(tokens[1:-1], {",", ";"})) > 1:
