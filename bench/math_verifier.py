@@ -7,15 +7,16 @@ Part 1, the case table (`tests/verifiers/math_cases.py`: written cases and real 
 decided by hand). Every side scores every case, and is compared with the expected verdicts, on
 the whole table and on the real completions alone.
 
-- ours: `verifiers.math.MathVerifier()`, a batch in one `verify` call, as training calls it. "cold"
-  times constructing the verifier and scoring the whole table, worker pool start included;
-  "warm" times the same call on a new verifier instance (an empty answer cache; the references
-  it reads are cached per process, as they are in training) whose pool is already up; "real"
-  times the real completions alone on a third instance. A verdict is "equal" when it is status
-  ok with reward 1.0.
+Each set (the whole table; the real completions alone) is timed in its own fresh processes:
+
+- ours: `verifiers.math.MathVerifier()`, the set in one `verify` call, as training calls it.
+  "cold" times constructing the verifier and that call, worker pool start included; "warm" times
+  the same call on a new verifier instance (an empty answer cache; the references it read stay
+  cached per process, as in training, where a group's completions share one) whose pool is
+  already up. A verdict is "equal" when it is status ok with reward 1.0.
 - math-verify: `verify(parse(gold), parse(prediction))` per case, sequentially in the main thread,
-  as its users call it (its own default timeouts): a first pass ("cold"), a second ("warm"), and
-  the real completions. An exception counts as "not equal".
+  as its users call it (its own default timeouts): a first pass ("cold") and a second ("warm",
+  where its own parse caches may answer). An exception counts as "not equal".
 - math-verify-boxed: the same, with a bare gold (no \\boxed, no ####, no $) wrapped in \\boxed{...}
   first, as verl does before calling math-verify: math-verify finds LaTeX only behind an anchor
   ($...$, \\boxed), so a bare `\\frac34` gold parses to nothing. Predictions stay as written.
@@ -75,7 +76,6 @@ def run_ours(cases, workers: int | None) -> dict:
 
     import_s = time.perf_counter() - started
     preds, golds = [c.prediction for c in cases], [c.gold for c in cases]
-    real = [i for i, c in enumerate(cases) if c.source == "real"]
     options = {} if workers is None else {"workers": workers}
 
     started = time.perf_counter()
@@ -83,26 +83,22 @@ def run_ours(cases, workers: int | None) -> dict:
     verdicts = cold_verifier.verify(preds, golds)
     cold_s = time.perf_counter() - started
 
-    # Fresh instances: empty answer caches. One symbolic pair that is not in the table goes
-    # first, untimed, so the worker pool is up even if instances did not share one.
-    timed = {}
-    for name, picked in (("warm", list(range(len(cases)))), ("real", real)):
-        verifier = MathVerifier(**options)
-        verifier.verify([_WARM_UP[0]], [_WARM_UP[1]])
-        started = time.perf_counter()
-        again = verifier.verify([preds[i] for i in picked], [golds[i] for i in picked])
-        timed[name] = (time.perf_counter() - started, again, picked)
-        verifier.close()
+    # A fresh instance: an empty answer cache (references stay read, as in training). One
+    # symbolic pair that is not in the table goes first, untimed, so the pool is up.
+    warm_verifier = MathVerifier(**options)
+    warm_verifier.verify([_WARM_UP[0]], [_WARM_UP[1]])
+    started = time.perf_counter()
+    warm_verdicts = warm_verifier.verify(preds, golds)
+    warm_s = time.perf_counter() - started
+    warm_verifier.close()
     cold_verifier.close()
 
-    warm_verdicts = timed["warm"][1]
     equal = [v.status == "ok" and v.reward == 1.0 for v in verdicts]
     return {
-        "import_s": import_s, "cold_s": cold_s, "warm_s": timed["warm"][0], "real_s": timed["real"][0],
-        "equal": equal, "workers": getattr(cold_verifier, "workers", workers),
+        "import_s": import_s, "cold_s": cold_s, "warm_s": warm_s, "equal": equal,
+        "workers": getattr(cold_verifier, "workers", workers),
         "status": [v.status for v in verdicts], "reason": [v.reason for v in verdicts],
-        "warm_differs": sum((a.status, a.reward) != (b.status, b.reward) for a, b in zip(verdicts, warm_verdicts))
-        + sum((verdicts[i].status, verdicts[i].reward) != (v.status, v.reward) for i, v in zip(real, timed["real"][1])),
+        "warm_differs": sum((a.status, a.reward) != (b.status, b.reward) for a, b in zip(verdicts, warm_verdicts)),
     }
 
 
@@ -117,33 +113,29 @@ def run_math_verify(cases, box_gold: bool = False) -> dict:
     import_s = time.perf_counter() - started
 
     golds = [_boxed_gold(c.gold) if box_gold else c.gold for c in cases]
-    real = [i for i, c in enumerate(cases) if c.source == "real"]
 
-    def one_pass(picked: list[int]) -> tuple[float, list[bool], list[str]]:
+    def one_pass() -> tuple[float, list[bool], list[str]]:
         equal, status = [], []
         started = time.perf_counter()
-        for i in picked:
+        for case, gold in zip(cases, golds):
             try:
-                equal.append(bool(verify(parse(golds[i]), parse(cases[i].prediction))))
+                equal.append(bool(verify(parse(gold), parse(case.prediction))))
                 status.append("ok")
             except Exception as e:  # noqa: BLE001  (its failure is a "not equal" for its users)
                 equal.append(False)
                 status.append(f"error: {type(e).__name__}")
         return time.perf_counter() - started, equal, status
 
-    everything = list(range(len(cases)))
-    cold_s, equal, status = one_pass(everything)
-    warm_s, warm_equal, _ = one_pass(everything)
-    real_s, real_equal, _ = one_pass(real)
+    cold_s, equal, status = one_pass()
+    warm_s, warm_equal, _ = one_pass()
     return {
-        "import_s": import_s, "cold_s": cold_s, "warm_s": warm_s, "real_s": real_s, "equal": equal,
-        "status": status, "reason": [""] * len(cases),
-        "warm_differs": sum(a != b for a, b in zip(equal, warm_equal)) + sum(equal[i] != e for i, e in zip(real, real_equal)),
+        "import_s": import_s, "cold_s": cold_s, "warm_s": warm_s, "equal": equal, "status": status,
+        "reason": [""] * len(cases), "warm_differs": sum(a != b for a, b in zip(equal, warm_equal)),
     }
 
 
 def child(args) -> None:
-    cases = load_table(args.cases).CASES
+    cases = [c for c in load_table(args.cases).CASES if args.subset == "all" or c.source == args.subset]
     if args.child == "ours":
         result = run_ours(cases, args.workers)
     else:
@@ -154,11 +146,11 @@ def child(args) -> None:
 # --- the parent: K fresh runs per side, then the report -------------------------------------
 
 
-def run_side(side: str, args, side_effect: Path) -> dict:
+def run_side(side: str, subset: str, args, side_effect: Path) -> dict:
     side_effect.unlink(missing_ok=True)
     runs = []
     for _ in range(args.runs):
-        command = [sys.executable, __file__, "--child", side, "--cases", str(args.cases)]
+        command = [sys.executable, __file__, "--child", side, "--subset", subset, "--cases", str(args.cases)]
         if args.workers is not None:
             command += ["--workers", str(args.workers)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -169,7 +161,7 @@ def run_side(side: str, args, side_effect: Path) -> dict:
     first = runs[0]
     return {
         "runs": runs,
-        **{key: statistics.median(r[key] for r in runs) for key in ("import_s", "cold_s", "warm_s", "real_s")},
+        **{key: statistics.median(r[key] for r in runs) for key in ("import_s", "cold_s", "warm_s")},
         "equal": first["equal"], "status": first["status"], "reason": first["reason"],
         "workers": first.get("workers"),
         # Verdicts that changed between runs, or between the calls of a run.
@@ -191,7 +183,7 @@ def _print_rows(rows: list[tuple[str, list[str]]]) -> None:
         print(name.ljust(width) + "".join(v.ljust(col) for v in values))
 
 
-def report(cases, results: dict, args) -> None:
+def report(cases, results: dict, real_results: dict, args) -> None:
     n = len(cases)
     real = [i for i, c in enumerate(cases) if c.source == "real"]
     sides = [s for s in SIDES if s in results]
@@ -199,11 +191,12 @@ def report(cases, results: dict, args) -> None:
     label = {"ours": f"ours ({workers} workers)", "math-verify": "math-verify",
              "math-verify-boxed": "math-verify, gold boxed"}
     print(f"\n{n} cases ({len(real)} real completions, {n - len(real)} written) from {args.cases}, "
-          f"median of {args.runs} fresh-process run(s)\n")
+          f"median of {args.runs} fresh-process run(s) per side and set\n")
     for s in sides:
-        if "failed" in results[s]:
-            print(f"{s} failed:\n  " + "\n  ".join(results[s]["failed"]))
-    ok_sides = [s for s in sides if "failed" not in results[s]]
+        for name, res in (("whole table", results[s]), ("real completions", real_results.get(s, {}))):
+            if "failed" in res:
+                print(f"{s} ({name}) failed:\n  " + "\n  ".join(res["failed"]))
+    ok_sides = [s for s in sides if "failed" not in results[s] and "failed" not in real_results.get(s, {})]
     if not ok_sides:
         return
 
@@ -214,25 +207,29 @@ def report(cases, results: dict, args) -> None:
         hits = sum(agree(s)[i] for i in picked)
         return f"{hits}/{len(picked)} ({100 * hits / max(1, len(picked)):.1f}%)"
 
+    def rate(res, key, count):
+        return f"{count / max(res[key], 1e-9):.0f}"
+
     rows = [("", [label[s] for s in ok_sides])]
     rows.append(("agreement, real completions", [share(s, real) for s in ok_sides]))
     rows.append(("agreement, whole table", [share(s, range(n)) for s in ok_sides]))
-    rows.append(("answers/s, real completions", [f"{len(real) / max(results[s]['real_s'], 1e-9):.0f}" for s in ok_sides]))
-    rows.append(("answers/s, whole table, warm", [f"{n / results[s]['warm_s']:.0f}" for s in ok_sides]))
-    rows.append(("answers/s, whole table, cold", [f"{n / results[s]['cold_s']:.0f}" for s in ok_sides]))
-    rows.append(("seconds, cold / warm / real", [
-        f"{results[s]['cold_s']:.2f} / {results[s]['warm_s']:.2f} / {results[s]['real_s']:.2f}" for s in ok_sides]))
+    rows.append(("answers/s, real, warm", [rate(real_results[s], "warm_s", len(real)) for s in ok_sides]))
+    rows.append(("answers/s, real, cold", [rate(real_results[s], "cold_s", len(real)) for s in ok_sides]))
+    rows.append(("answers/s, whole table, warm", [rate(results[s], "warm_s", n) for s in ok_sides]))
+    rows.append(("answers/s, whole table, cold", [rate(results[s], "cold_s", n) for s in ok_sides]))
     rows.append(("import seconds (not counted)", [f"{results[s]['import_s']:.2f}" for s in ok_sides]))
     rows.append(("statuses", [
         ", ".join(f"{k} {v}" for k, v in Counter(results[s]["status"]).most_common()) for s in ok_sides]))
-    rows.append(("unstable verdicts across calls", [str(results[s]["unstable"]) for s in ok_sides]))
+    rows.append(("unstable verdicts across calls", [
+        str(results[s]["unstable"] + real_results[s]["unstable"]) for s in ok_sides]))
     rows.append(("hostile prediction executed", ["YES" if results[s]["side_effect"] else "no" for s in ok_sides]))
     _print_rows(rows)
     if "ours" in ok_sides:
         for s in ok_sides[1:]:
-            print(f"answers/s, ours over {s}: real {results[s]['real_s'] / max(results['ours']['real_s'], 1e-9):.1f}x, "
-                  f"warm {results[s]['warm_s'] / results['ours']['warm_s']:.1f}x, "
-                  f"cold {results[s]['cold_s'] / results['ours']['cold_s']:.1f}x")
+            ratios = [f"{name} {res[s][key] / res['ours'][key]:.1f}x" for name, res, key in (
+                ("real warm", real_results, "warm_s"), ("real cold", real_results, "cold_s"),
+                ("whole warm", results, "warm_s"), ("whole cold", results, "cold_s"))]
+            print(f"answers/s, ours over {s}: " + ", ".join(ratios))
 
     print("\nagreement per rule")
     rule_rows = []
@@ -341,6 +338,7 @@ def main() -> None:
     parser.add_argument("--gsm8k-mv-rows", type=int, default=200, help="rows math-verify also scores in the check")
     parser.add_argument("--no-gsm8k", action="store_true", help="skip the GSM8K check")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--subset", choices=("all", "real"), default="all", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.cases = args.cases.resolve()
     if args.runs < 1:
@@ -351,11 +349,13 @@ def main() -> None:
         return
     table = load_table(args.cases)
     side_effect = Path(table.SIDE_EFFECT_FILE)
-    results = {s: run_side(s, args, side_effect) for s in SIDES if args.only in (None, s)}
-    report(table.CASES, results, args)
+    sides = [s for s in SIDES if args.only in (None, s)]
+    results = {s: run_side(s, "all", args, side_effect) for s in sides}
+    real_results = {s: run_side(s, "real", args, side_effect) for s in sides}
+    report(table.CASES, results, real_results, args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"whole": results, "real": real_results}, indent=1))
     if not args.no_gsm8k:
         gsm8k_check(table, args)
 

@@ -114,7 +114,104 @@ def _quick(pred: Node, gold: Node, rel_tol: float) -> bool | None:
     a, b = numeric_value(pred), numeric_value(gold)
     if a is not None and b is not None:
         return _close(a[0], b[0], a[1] or b[1], rel_tol)
+    for rel, other, flip in ((gold, pred, False), (pred, gold, True)):
+        if rel[0] == "rel" and set(rel[2]) == {"="} and numeric_value(other) is not None:
+            verdicts = [_quick(v, other, rel_tol) if flip else _quick(other, v, rel_tol) for v in _stated_values(rel)]
+            if any(verdicts):
+                return True
+            if None not in verdicts:  # `x = 4` against 11: the only thing an equation can equal is its value
+                return False
+    fa, fb = _float_value(pred), _float_value(gold)
+    if fa is not None and fb is not None:
+        return _close_floats(fa, fb, _has_decimal(pred) or _has_decimal(gold), rel_tol)
+    if fa is not None and _cannot_be_a_number(gold) or fb is not None and _cannot_be_a_number(pred):
+        return False
     return None
+
+
+def _close_floats(a: float, b: float, inexact: bool, rel_tol: float) -> bool | None:
+    """Two values known to double precision: False when they differ beyond every tolerance, True
+    when a decimal side is within rel_tol; None (ask sympy) for two exact values that are close."""
+    scale = max(abs(a), abs(b))
+    diff = abs(a - b)
+    if diff > max(rel_tol, 1e-9) * scale + 1e-300:
+        return False
+    if inexact and diff <= rel_tol * scale * (1 - 1e-6):
+        return True
+    return None
+
+
+def _cannot_be_a_number(node: Node) -> bool:
+    """Shapes no number equals: a matrix, an interval, a tuple, a clock time, a list of several
+    distinct values. (An expression in x may still be one: sin^2 x + cos^2 x.)"""
+    kind = node[0]
+    if kind in ("matrix", "interval", "union", "tuple", "time"):
+        return True
+    return kind in ("list", "set") and len(_distinct(node[1])) > 1
+
+
+_FLOAT_FUNCTIONS: dict[str, Callable[[float], float]] = {
+    "sin": math.sin, "cos": math.cos, "tan": math.tan, "arcsin": math.asin, "arccos": math.acos,
+    "arctan": math.atan, "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh, "exp": math.exp,
+    "ln": math.log, "log": math.log, "sqrt": math.sqrt, "abs": abs,
+}
+
+
+def _float_value(node: Node) -> float | None:
+    """The value of a constant expression to double precision (pi, e, radicals, functions), or
+    None when it has a variable, is not real, or is too large. Bounded work: safe in the caller."""
+    try:
+        return _float(node)
+    except (OverflowError, ValueError, ZeroDivisionError, TypeError, RecursionError):
+        return None
+
+
+def _float(node: Node) -> float | None:
+    kind = node[0]
+    if kind == "num":
+        return float(node[1])
+    if kind == "base":
+        return float(int(node[1], node[2]))
+    if kind == "const":
+        return {"pi": math.pi, "E": math.e}.get(node[1])
+    if kind == "sym":
+        return math.e if node[1] == "e" else None
+    parts = [_float(part) for part in _children(node)]
+    if any(part is None for part in parts):
+        return None
+    if kind == "neg":
+        return -parts[0]
+    if kind == "add":
+        return math.fsum(parts)
+    if kind == "mul":
+        return math.prod(parts)
+    if kind == "div":
+        return parts[0] / parts[1]
+    if kind == "pow":
+        if abs(parts[1]) > 1000:
+            return None
+        value = parts[0] ** parts[1]
+        return value if isinstance(value, float) and math.isfinite(value) else None
+    if kind == "root":
+        radicand, index = parts
+        if radicand < 0:
+            return -((-radicand) ** (1 / index)) if index % 2 == 1 else None
+        return radicand ** (1 / index)
+    if kind == "abs":
+        return abs(parts[0])
+    if kind == "func" and node[1] in _FLOAT_FUNCTIONS:
+        return _FLOAT_FUNCTIONS[node[1]](parts[0])
+    if kind == "log":
+        return math.log(parts[0], parts[1])
+    if kind == "fact" and parts[0].is_integer() and 0 <= parts[0] <= 170:
+        return float(math.factorial(int(parts[0])))
+    return None
+
+
+def _has_decimal(node: Node) -> bool:
+    if node[0] == "num":
+        return node[2]
+    return any(_has_decimal(part) for part in _children(node))
 
 
 def _digits_in_base(value: Fraction, base: int) -> int | None:

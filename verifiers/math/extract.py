@@ -157,13 +157,12 @@ def mask_currency(text: str) -> str:
         return text
     out = list(text)
     i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] == "$":
-            out[i], out[i + 1] = " ", CURRENCY_MARK
-            i += 2
-            continue
-        if c != "$":
+    while True:
+        i = text.find("$", i)
+        if i < 0:
+            break
+        if i > 0 and text[i - 1] == "\\":
+            out[i - 1], out[i] = " ", CURRENCY_MARK
             i += 1
             continue
         if i + 1 < n and text[i + 1] == "$":  # display math `$$...$$`
@@ -201,7 +200,7 @@ def _marked_answer(text: str, reference: bool) -> str | None:
         else:
             parts = list(dict.fromkeys(b[2].strip() for b in group if b[2].strip()))  # `\boxed{4} ... \boxed{4}`
             boxed = ", ".join(parts) or None
-    phrases = list(_ANSWER_PHRASE.finditer(text))
+    phrases = _phrases(text)
     if boxed is not None:
         # A final-answer line after the box restates or corrects it ("... \boxed{255}. So she has
         # $10,455. Final Answer: The final answer is $10,455$."); a prose one does not count.
@@ -229,6 +228,21 @@ def _named_boxes(text: str, group: list[tuple[int, int, str]]) -> str:
         if following is not None:
             pieces.append(re.sub(r"\$|\\[()\[\]]", " ", text[box[1] : following[0]]))
     return "".join(pieces).strip()
+
+
+_PHRASE_HINT = re.compile(r"answer|resp|r[ée]pon|antwort|ergebnis|rispost|ответ|答|답|đáp|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]",
+                          re.IGNORECASE)
+
+
+def _phrases(text: str) -> list[re.Match[str]]:
+    """Every final-answer phrase, in order. The full pattern is slow to try at every position, so
+    it is tried only around the places a cheap keyword search finds."""
+    found: dict[int, re.Match[str]] = {}
+    for hint in _PHRASE_HINT.finditer(text):
+        for m in _ANSWER_PHRASE.finditer(text, max(0, hint.start() - 40), min(len(text), hint.end() + 40)):
+            if m.start() <= hint.start() < m.end() or hint.start() <= m.start() < hint.end():
+                found.setdefault(m.start(), m)
+    return [found[k] for k in sorted(found)]
 
 
 def _trailing_group(text: str, boxes: list[tuple[int, int, str]], loose: bool) -> list[tuple[int, int, str]]:
@@ -449,7 +463,8 @@ def _is_math(content: str) -> bool:
 def _normalize_number_text(text: str) -> str:
     """Thousands separators of LaTeX and of print, spelled plainly: `12{,}345`, `12,\\!345`,
     `4\\,321.5`, `98\\,765\\,432`, `3 500` (a thin or plain space before three digits)."""
-    text = re.sub(r"(?<=\d)(?:\{,\}|,\\!|,\s?\\!\s?)(?=\d{3})", ",", text)
+    if "\\" in text or "{" in text:
+        text = re.sub(r"(?<=\d)(?:\{,\}|,\\!|,\s?\\!\s?)(?=\d{3})", ",", text)
     text = re.sub(r"(?<=\d)(?:\\[,!]|\\thinspace\s?|[\u2009\u202f\u00a0])(?=\d{3}(?!\d))", "", text)
     return re.sub(r"(?<![\d.,])(\d{1,3})(?: (\d{3}))+(?![\d.,]?\d)",
                   lambda m: m.group().replace(" ", ""), text)
