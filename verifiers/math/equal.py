@@ -114,6 +114,10 @@ def _quick(pred: Node, gold: Node, rel_tol: float) -> bool | None:
     a, b = numeric_value(pred), numeric_value(gold)
     if a is not None and b is not None:
         return _close(a[0], b[0], a[1] or b[1], rel_tol)
+    if pred[0] == gold[0] == "ratio" and len(pred[1]) == len(gold[1]):
+        terms = [_quick(a, b, rel_tol) for a, b in zip(pred[1], gold[1])]
+        if False in terms or None not in terms:
+            return False not in terms
     for rel, other, flip in ((gold, pred, False), (pred, gold, True)):
         if rel[0] == "rel" and set(rel[2]) == {"="} and numeric_value(other) is not None:
             verdicts = [_quick(v, other, rel_tol) if flip else _quick(other, v, rel_tol) for v in _stated_values(rel)]
