@@ -35,7 +35,7 @@ _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
 # Text after which a response is no longer answering: the chat template's own markers, or the
 # model starting a new exercise on its own.
 _DEBRIS = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end)\|>|</s>|<\|user\|>")
-_NEW_EXERCISE = re.compile(r"\n\s*(?:Q|Question|Problem|Human|User|Exercise)\s*(?:\d+\s*)?[:：.]", re.IGNORECASE)
+_NEW_EXERCISE = re.compile(r"\n\s*(Q|Question|Problem|Human|User|Exercise)\s*(?:\d+\s*)?[:：.]", re.IGNORECASE)
 _CALCULATOR = re.compile(r"<<[^<>\n]{0,200}>>")
 _PHRASE = (
     r"(?<![/\w])(?:the\s+)?(?:correct\s+|final\s+)?answer\s*(?:is|should\s+be|would\s+be|will\s+be|:|：|-|—)"
@@ -92,9 +92,15 @@ def extract_answer(text: str, guess: bool = True) -> str | None:
         return None
     text = _clean(text)
     if guess:
+        # The model went on to set itself a new exercise: what came before it answers, when it
+        # marks an answer or holds a value ("Problem:" may also head a restatement of the question).
         cut = _NEW_EXERCISE.search(text)
-        if cut and cut.start() > 0:  # the model set itself a new exercise: what came before answers
-            text = text[: cut.start()]
+        if cut and cut.start() > 0:
+            before = text[: cut.start()]
+            marked = all_boxed(before) or _GSM8K.search(before) or _phrases(before)
+            if marked and _marked_answer(before, reference=False) is not None or (
+                    cut.group(1).lower() not in ("problem", "exercise") and _last_value(before) is not None):
+                text = before
     answer = _marked_answer(text, reference=not guess)
     if answer is None and guess:
         answer = _bold_answer(text) or _last_value(text)
