@@ -232,17 +232,17 @@ def _digits_in_base(value: Fraction, base: int) -> int | None:
 def compare_texts(pred_text: str, gold_text: str, percent: str, rel_tol: float) -> tuple[bool, str]:
     """The worker's job: parse both answers and decide. Returns (equal, reason)."""
     try:
-        gold = _parse_cached(gold_text)
+        golds = _readings_cached(gold_text)
     except ParseError as e:
         raise ValueError(f"reference answer {gold_text[:60]!r} does not parse: {e}") from None
-    if gold[0] == "letter":
-        return letter_of(pred_text) == gold[1], "multiple-choice letter"
+    if golds[0][0] == "letter":
+        return letter_of(pred_text) == golds[0][1], "multiple-choice letter"
     try:
         readings = answer_readings(pred_text)
     except ParseError as e:
         return False, f"answer does not parse: {e}"
     try:
-        return any(equal(pred, gold, percent, rel_tol) for pred in readings), ""
+        return any(equal(pred, gold, percent, rel_tol) for pred in readings for gold in golds), ""
     except Explosive as e:
         return False, f"answer refused: {e}"
 
@@ -254,9 +254,9 @@ def answer_readings(text: str) -> list[Node]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_cached(text: str) -> Node:
+def _readings_cached(text: str) -> list[Node]:
     """A worker sees the same references again and again (a GRPO group shares one)."""
-    return parse_answer(text)
+    return answer_readings(text)
 
 
 def warm_up() -> None:

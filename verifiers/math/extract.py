@@ -59,8 +59,8 @@ _MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$([^$\n]+?
 _NUMBER_IN_TEXT = re.compile(
     r"(?<![A-Za-z0-9_.^{\\/])-?" + CURRENCY_MARK + r"?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
     r"(?:[eE][-+]?\d{1,3}|\s?(?:×|\\times|\\cdot|\*)\s?10\s?\^\s?\{?-?\d{1,3}\}?|/\d+(?:\.\d+)?|(?::\d+)+)?"
-    r"(?:\s?\\?%)?(?![A-Za-z0-9_^])"
-)
+    r"(?:\s?\\?%)?(?:(?![A-Za-z0-9_^])|(?=(?:[kcm]?m|kg|mg|g|ml|l|s|h|min|ft|lb|oz)(?:²|³|\^?\d)?(?![A-Za-z0-9])))"
+)  # a unit may be glued on: 5cm, 1,000.99m²
 _LATEX_WORDS = re.compile(
     r"\\begin\s*\{[^{}]*\}(?:\s*\{[lcr|\s]*\})?|\\(?:text|mathrm|mbox|textbf|operatorname|end)\s*\{[^{}]*\}|\\[A-Za-z]+")
 _BARE_LIMIT = 120  # a longer text without a marked answer is prose, not a bare answer

@@ -54,6 +54,8 @@ class MathReference:
 
     answer: str
     node: Any = field(repr=False, compare=False)
+    # Other readings of the same text (`1,22` with a decimal comma): an answer equal to any counts.
+    other_nodes: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
 
 _pools: dict[tuple[int, float, int], DeadlinePool] = {}
@@ -183,10 +185,11 @@ class MathVerifier:
             return self._cache_put((pred, gold), (False, OK, f"answer {_clip(repr(pred))} does not parse: {e}"))
         undecided = False
         for pred_node in readings:
-            quick = quick_equal(pred_node, gold_node, self.percent, self.rel_tol)
-            if quick:
-                return self._cache_put((pred, gold), (True, OK, ""))
-            undecided |= quick is None
+            for gold_reading in (gold_node, *ref.other_nodes):
+                quick = quick_equal(pred_node, gold_reading, self.percent, self.rel_tol)
+                if quick:
+                    return self._cache_put((pred, gold), (True, OK, ""))
+                undecided |= quick is None
         if undecided:
             return _ForPool(pred, gold)
         return self._cache_put((pred, gold), (False, OK, _differs(pred, gold)))
@@ -256,10 +259,10 @@ def _prepare(reference: Any) -> MathReference:
     if answer is None:
         raise ValueError(f"reference {_clip(repr(reference))} has no readable answer")
     try:
-        node = parse_answer(answer)
+        node, *others = answer_readings(answer)
     except ParseError as e:
         raise ValueError(f"reference {_clip(repr(answer))} does not parse: {e}") from None
-    return MathReference(answer, node)
+    return MathReference(answer, node, tuple(others))
 
 
 def _reference_answer(reference: Any) -> str | None:
