@@ -187,6 +187,44 @@ WRITTEN = [
 ]
 
 
+# Easy word problems with small numbers, which a 135M model often gets right: real completions of
+# right answers, in the prompt styles above. (template, answer from a and b); some in other languages.
+EASY = [
+    ("{n} has {a} apples and buys {b} more. How many apples does {n} have now?", lambda a, b: a + b),
+    ("A pen costs ${a}. How much do {b} pens cost, in dollars?", lambda a, b: a * b),
+    ("{n} had ${a0} and spent ${b}. How many dollars are left?", lambda a, b: a),
+    ("There are {a} boxes with {b} cookies in each box. How many cookies are there in total?", lambda a, b: a * b),
+    ("{ab} students are split equally into {b} groups. How many students are in each group?", lambda a, b: a),
+    ("{n} reads {a} pages on Monday and {b} pages on Tuesday. How many pages in all?", lambda a, b: a + b),
+    ("A ticket costs ${a}. {n} buys {b} tickets and pays with ${big}. How much change, in dollars?",
+     lambda a, b: 100 - a * b),
+    ("{n} has {a} apples and buys {b} more. How many apples does {n} have now?", lambda a, b: a + b),
+    ("{n} tiene {a} manzanas y compra {b} más. ¿Cuántas manzanas tiene ahora?", lambda a, b: a + b),
+    ("{n} a {a} billes et en gagne {b}. Combien de billes a-t-il maintenant ?", lambda a, b: a + b),
+    ("{n} hat {a} Euro und bekommt {b} Euro dazu. Wie viele Euro hat {n} jetzt?", lambda a, b: a + b),
+    ("{n}有{a}个苹果，又买了{b}个。现在一共有多少个苹果？", lambda a, b: a + b),
+    ("У {n} было {a} яблок, и он купил ещё {b}. Сколько яблок у него теперь?", lambda a, b: a + b),
+]
+NAMES = ["Tom", "Ana", "Li", "Sam", "Maya", "Omar", "Zoe", "Ivan"]
+
+
+def easy_jobs(count: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    styles = list(GSM8K_STYLES)
+    jobs = []
+    for n in range(count):
+        k = n % len(EASY)
+        template, answer = EASY[k]
+        a, b = rng.randint(2, 12), rng.randint(2, 9)
+        if "${big}" in template:
+            a, b = rng.randint(2, 9), rng.randint(2, 5)
+        q = template.format(n=NAMES[n % len(NAMES)], a=a, b=b, a0=a + b, ab=a * b, big=100)
+        style = styles[n % len(styles)]
+        jobs.append({"id": f"easy-{n}-{style}", "source": "easy", "style": style, "problem": q,
+                     "gold": str(answer(a, b)), "prompt": GSM8K_STYLES[style].format(q=q)})
+    return jobs
+
+
 def gsm8k_jobs(count: int, samples: int, seed: int) -> list[dict]:
     rows = [json.loads(line) for line in GSM8K.read_text().splitlines() if line.strip()]
     picked = random.Random(seed).sample(range(len(rows)), count)
@@ -223,7 +261,8 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=("gsm8k", "written"))
+    parser.add_argument("--only", choices=("gsm8k", "written", "easy"))
+    parser.add_argument("--easy", type=int, default=0, help="easy word problems with small numbers")
     args = parser.parse_args()
 
     import torch
@@ -239,6 +278,8 @@ def main() -> None:
         jobs += written_jobs(args.written_samples)
     if args.only in (None, "gsm8k"):
         jobs += gsm8k_jobs(args.gsm8k, args.samples, args.seed)
+    if args.only in (None, "easy"):
+        jobs += easy_jobs(args.easy, args.seed)
     done = set()
     if args.out.exists():
         done = {json.loads(line)["id"] for line in args.out.read_text().splitlines() if line.strip()}
