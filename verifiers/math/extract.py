@@ -52,12 +52,12 @@ _PHRASE = (
     r"|정답\s*(?:은|:)|답\s*(?:은|:)|đáp\s+án\s*(?:là|:)"
 )
 _ANSWER_PHRASE = re.compile(r"(?:" + _PHRASE + r")[ \t]*[:：]?[ \t]*", re.IGNORECASE)
-_MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$([^$\n]+?)\$", re.DOTALL)
+_MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$((?:[^$\n\\]|\\.)+?)\$", re.DOTALL)
 # A number in running text, not glued to a Latin letter, `^`, `_`, `{` or `\` (so `x^2`, `a_1`,
 # `v2` are not numbers; CJK text around a number is fine): thousands separators, decimals, a
 # fraction `a/b`, a trailing percent sign.
 _NUMBER_IN_TEXT = re.compile(
-    r"(?<![A-Za-z0-9_.^{\\/])-?" + CURRENCY_MARK + r"?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    r"(?<![A-Za-z0-9_.^{\\/])-?" + CURRENCY_MARK + r"?(?:\d{1,3}(?:,\d{3})+|\d+,\d{1,2}(?![\d,])|\d+)(?:\.\d+)?"
     r"(?:[eE][-+]?\d{1,3}|\s?(?:×|\\times|\\cdot|\*)\s?10\s?\^\s?\{?-?\d{1,3}\}?|/\d+(?:\.\d+)?|(?::\d+)+)?"
     r"(?:\s?\\?%)?(?:(?![A-Za-z0-9_^])|(?=(?:[kcm]?m|kg|mg|g|ml|l|s|h|min|ft|lb|oz)(?:²|³|\^?\d)?(?![A-Za-z0-9])))"
 )  # a unit may be glued on: 5cm, 1,000.99m²
@@ -71,7 +71,7 @@ _BOX_GAP = re.compile(
     r"|\b(?:and|or|et|ou|y|e|und|oder)\b|и|или|和|或|以及|与|及)*",
     re.IGNORECASE,
 )
-_NAMED_GAP = re.compile(r"[\s$,;]*(?:\\[()]\s*)?(?:and\s+)?[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?:\\[()]\s*|\$\s*)?")
+_NAMED_GAP = re.compile(r"(?:[\s$,;]|\\[()]|\band\b)*[A-Za-z](?:_\{?\w+\}?)?\s*=(?:\s|\$|\\[()])*")
 _APPROX = re.compile(r"(?:\\approx|≈|\\sim|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b|\bcirca\b|约|大约)\s*$",
                      re.IGNORECASE)
 _REASON = re.compile(r"[,;]\s+(?=[^\W\d_]{2,})|,\s*(?=[\"'][^\W\d_])|\s+\((?=[^\W\d_]{2,})|\s+(?:because|since|as|which|so|given|when|if)\b",
