@@ -1,9 +1,10 @@
 """The `math` verifier: sympy answer checking that is right, fast, safe and never hangs.
 
 `MathVerifier` (verifier.py) extracts the final answer (extract.py), parses it without eval into a
-whitelisted syntax tree (parse.py), and decides equality (equal.py), with sympy work in worker
-processes under a hard per-answer deadline (verifiers/pool.py). `prepare_reference` reads a gold
-once, for checking a dataset when it is loaded.
+whitelisted syntax tree (parse.py), and decides equality (equal.py: the rules for answers' shapes;
+values.py: numbers without sympy; symbolic.py: the whitelisted bridge to sympy), with sympy work
+in worker processes under a hard per-answer deadline (verifiers/pool.py). `prepare_reference`
+reads a gold once, for checking a dataset when it is loaded.
 """
 
 from verifiers.math.extract import extract_answer, last_boxed

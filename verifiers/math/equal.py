@@ -1,82 +1,34 @@
 """Decide whether two parsed answers are the same mathematical object.
 
-`quick_equal` settles what needs no sympy (numbers, text, letters, and shapes made of numbers)
-in the calling process; `equal` does everything, and runs in a worker process under a deadline
-(`verifiers.pool`). Syntax trees become sympy objects through `to_sympy`, a whitelist of node
-types that refuses explosive inputs (a power tower, a huge factorial) before sympy sees them.
+`quick_equal` settles what needs no sympy (numbers, constants known to double precision, text,
+letters, ratios, and numbers against shapes no number equals) in the calling process; `equal`
+does everything, and runs in a worker process under a deadline (`verifiers.pool`), through
+`compare_texts`. The rules for answers' shapes live here: sets and lists, tuples and vectors,
+matrices, named values, ratios and clock times, intervals, inequalities and equations;
+expressions themselves are compared in `symbolic.py`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import random
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from verifiers.math.parse import Node, ParseError, letter_of, normalize_text, other_readings, parse_answer
+from verifiers.math.symbolic import Explosive, equal_expressions, positive_multiple
+from verifiers.math.values import (
+    SHAPES,
+    close,
+    close_floats,
+    digits_in_base,
+    float_value,
+    has_decimal,
+    has_symbols,
+    numeric_value,
+)
 
-__all__ = ["Explosive", "quick_equal", "equal", "compare_texts", "answer_readings", "numeric_value", "warm_up"]
+__all__ = ["quick_equal", "equal", "compare_texts", "answer_readings", "warm_up"]
 
-_MAX_RESULT_DIGITS = 10_000  # a number literal or power bigger than this is refused
-_MAX_FACTORIAL = 1_000
-_SAMPLE_POINTS = 5
-_EXACT_TOL = 1e-20  # two exact expressions evaluated at 40 digits
-
-
-class Explosive(ValueError):
-    """An input whose evaluation would take unbounded time or memory."""
-
-
-# --- numbers without sympy -------------------------------------------------------------------
-
-
-def numeric_value(node: Node) -> tuple[Fraction, bool] | None:
-    """(value, inexact) of a tree made only of number literals and + - * / ^ (small integer
-    powers), else None. Pure Python with bounded sizes: safe in the calling process."""
-    kind = node[0]
-    if kind == "num":
-        return node[1], node[2]
-    if kind == "base":
-        return Fraction(int(node[1], node[2])), False
-    if kind == "neg":
-        inner = numeric_value(node[1])
-        return (-inner[0], inner[1]) if inner else None
-    if kind in ("add", "mul"):
-        total = Fraction(0 if kind == "add" else 1)
-        inexact = False
-        for part in node[1]:
-            value = numeric_value(part)
-            if value is None:
-                return None
-            total = total + value[0] if kind == "add" else total * value[0]
-            inexact |= value[1]
-        return total, inexact
-    if kind == "div":
-        a, b = numeric_value(node[1]), numeric_value(node[2])
-        if a is None or b is None or b[0] == 0:
-            return None
-        return a[0] / b[0], a[1] or b[1]
-    if kind == "pow":
-        a, b = numeric_value(node[1]), numeric_value(node[2])
-        if a is None or b is None or b[0].denominator != 1 or abs(b[0]) > 64:
-            return None
-        if a[0] == 0 and b[0] < 0:
-            return None
-        if abs(b[0]) * _digits(a[0]) > _MAX_RESULT_DIGITS:
-            return None
-        return a[0] ** int(b[0]), a[1] or b[1]
-    return None
-
-
-def _digits(x: Fraction) -> int:
-    return max(len(str(abs(x.numerator))), len(str(x.denominator)))
-
-
-def _close(a: Fraction, b: Fraction, inexact: bool, rel_tol: float) -> bool:
-    if not inexact:
-        return a == b
-    return abs(a - b) <= Fraction(rel_tol) * max(abs(a), abs(b))
 
 
 def _percent_variants(node: Node, percent: str) -> list[Node]:
@@ -110,10 +62,10 @@ def _quick(pred: Node, gold: Node, rel_tol: float) -> bool | None:
     if gold[0] in ("letter", "latex") or pred[0] in ("letter", "latex"):
         return pred == gold
     if gold[0] == "base" and pred[0] == "num" and not pred[2]:
-        return _digits_in_base(pred[1], gold[2]) == int(gold[1], gold[2])
+        return digits_in_base(pred[1], gold[2]) == int(gold[1], gold[2])
     a, b = numeric_value(pred), numeric_value(gold)
     if a is not None and b is not None:
-        return _close(a[0], b[0], a[1] or b[1], rel_tol)
+        return close(a[0], b[0], a[1] or b[1], rel_tol)
     if pred[0] == gold[0] == "ratio" and len(pred[1]) == len(gold[1]):
         terms = [_quick(a, b, rel_tol) for a, b in zip(pred[1], gold[1])]
         if False in terms or None not in terms:
@@ -125,23 +77,11 @@ def _quick(pred: Node, gold: Node, rel_tol: float) -> bool | None:
                 return True
             if None not in verdicts:  # `x = 4` against 11: the only thing an equation can equal is its value
                 return False
-    fa, fb = _float_value(pred), _float_value(gold)
+    fa, fb = float_value(pred), float_value(gold)
     if fa is not None and fb is not None:
-        return _close_floats(fa, fb, _has_decimal(pred) or _has_decimal(gold), rel_tol)
+        return close_floats(fa, fb, has_decimal(pred) or has_decimal(gold), rel_tol)
     if fa is not None and _cannot_be_a_number(gold) or fb is not None and _cannot_be_a_number(pred):
         return False
-    return None
-
-
-def _close_floats(a: float, b: float, inexact: bool, rel_tol: float) -> bool | None:
-    """Two values known to double precision: False when they differ beyond every tolerance, True
-    when a decimal side is within rel_tol; None (ask sympy) for two exact values that are close."""
-    scale = max(abs(a), abs(b))
-    diff = abs(a - b)
-    if diff > max(rel_tol, 1e-9) * scale + 1e-300:
-        return False
-    if inexact and diff <= rel_tol * scale * (1 - 1e-6):
-        return True
     return None
 
 
@@ -152,78 +92,6 @@ def _cannot_be_a_number(node: Node) -> bool:
     if kind in ("matrix", "interval", "union", "tuple", "time"):
         return True
     return kind in ("list", "set") and len(_distinct(node[1])) > 1
-
-
-_FLOAT_FUNCTIONS: dict[str, Callable[[float], float]] = {
-    "sin": math.sin, "cos": math.cos, "tan": math.tan, "arcsin": math.asin, "arccos": math.acos,
-    "arctan": math.atan, "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh, "exp": math.exp,
-    "ln": math.log, "log": math.log, "sqrt": math.sqrt, "abs": abs,
-}
-
-
-def _float_value(node: Node) -> float | None:
-    """The value of a constant expression to double precision (pi, e, radicals, functions), or
-    None when it has a variable, is not real, or is too large. Bounded work: safe in the caller."""
-    try:
-        return _float(node)
-    except (OverflowError, ValueError, ZeroDivisionError, TypeError, RecursionError):
-        return None
-
-
-def _float(node: Node) -> float | None:
-    kind = node[0]
-    if kind == "num":
-        return float(node[1])
-    if kind == "base":
-        return float(int(node[1], node[2]))
-    if kind == "const":
-        return {"pi": math.pi, "E": math.e}.get(node[1])
-    if kind == "sym":
-        return math.e if node[1] == "e" else None
-    parts = [_float(part) for part in _children(node)]
-    if any(part is None for part in parts):
-        return None
-    if kind == "neg":
-        return -parts[0]
-    if kind == "add":
-        return math.fsum(parts)
-    if kind == "mul":
-        return math.prod(parts)
-    if kind == "div":
-        return parts[0] / parts[1]
-    if kind == "pow":
-        if abs(parts[1]) > 1000:
-            return None
-        value = parts[0] ** parts[1]
-        return value if isinstance(value, float) and math.isfinite(value) else None
-    if kind == "root":
-        radicand, index = parts
-        if radicand < 0:
-            return -((-radicand) ** (1 / index)) if index % 2 == 1 else None
-        return radicand ** (1 / index)
-    if kind == "abs":
-        return abs(parts[0])
-    if kind == "func" and node[1] in _FLOAT_FUNCTIONS:
-        return _FLOAT_FUNCTIONS[node[1]](parts[0])
-    if kind == "log":
-        return math.log(parts[0], parts[1])
-    if kind == "fact" and parts[0].is_integer() and 0 <= parts[0] <= 170:
-        return float(math.factorial(int(parts[0])))
-    return None
-
-
-def _has_decimal(node: Node) -> bool:
-    if node[0] == "num":
-        return node[2]
-    return any(_has_decimal(part) for part in _children(node))
-
-
-def _digits_in_base(value: Fraction, base: int) -> int | None:
-    """A plain integer answer against a reference in base b: its digits read in base b (the
-    subscript left off); None when they are not digits of that base."""
-    if value.denominator != 1 or value < 0 or any(int(d) >= base for d in str(value.numerator)):
-        return None
-    return int(str(value.numerator), base)
 
 
 # --- everything, with sympy (in a worker process) --------------------------------------------
@@ -313,20 +181,17 @@ def _equal(p: Node, g: Node, rel_tol: float) -> bool:
         return _equal_ratios(_as_ratio(p), _as_ratio(g), rel_tol)
     if pk in ("interval", "union") and gk in ("interval", "union", "set") or _all_inequalities(p) or _all_inequalities(g):
         return _equal_sets_of_reals(p, g, rel_tol)
-    if pk in _SHAPES or gk in _SHAPES:
+    if pk in SHAPES or gk in SHAPES:
         if pk in ("list", "set") and len(p[1]) == 1:
             return _equal(p[1][0], g, rel_tol)
         if gk in ("list", "set") and len(g[1]) == 1:
             return _equal(p, g[1][0], rel_tol)
         return False
-    return _equal_expressions(p, g, rel_tol)
+    return equal_expressions(p, g, rel_tol)
 
 
 def _all_inequalities(node: Node) -> bool:
     return node[0] == "list" and all(part[0] == "rel" and "=" not in part[2] for part in node[1])
-
-
-_SHAPES = {"list", "set", "tuple", "interval", "union", "matrix", "letter", "percent", "ratio", "time", "latex"}
 
 
 def _plain(node: Node) -> str:
@@ -397,29 +262,9 @@ def _stated_values(rel: Node) -> list[Node]:
         return [last]
     if _is_name(last):
         return [first]
-    if not _has_symbols(first) and not _has_symbols(last):
+    if not has_symbols(first) and not has_symbols(last):
         return [last]
     return []
-
-
-def _has_symbols(node: Node) -> bool:
-    if node[0] == "sym":
-        return node[1] not in ("e", "i")
-    return any(_has_symbols(part) for part in _children(node))
-
-
-def _children(node: Node) -> list[Node]:
-    out: list[Node] = []
-    for part in node[1:]:
-        if isinstance(part, tuple) and part and isinstance(part[0], str):
-            out.append(part)
-        elif isinstance(part, list):
-            for item in part:
-                if isinstance(item, tuple) and item and isinstance(item[0], str):
-                    out.append(item)
-                elif isinstance(item, list):  # matrix rows
-                    out.extend(x for x in item if isinstance(x, tuple))
-    return out
 
 
 def _sequence(node: Node) -> list[Node] | None:
@@ -465,9 +310,9 @@ def _equal_ratios(p: Node, g: Node, rel_tol: float) -> bool:
     if p[0] == g[0] == "ratio":
         return len(p[1]) == len(g[1]) and all(_equal(a, b, rel_tol) for a, b in zip(p[1], g[1]))
     ratio, other = (p, g) if p[0] == "ratio" else (g, p)
-    if len(ratio[1]) != 2 or other[0] in _SHAPES:
+    if len(ratio[1]) != 2 or other[0] in SHAPES:
         return False
-    return _equal_expressions(("div", ratio[1][0], ratio[1][1]), other, rel_tol)
+    return equal_expressions(("div", ratio[1][0], ratio[1][1]), other, rel_tol)
 
 
 # --- relations, intervals --------------------------------------------------------------------
@@ -490,7 +335,7 @@ def _equal_sets_of_reals(p: Node, g: Node, rel_tol: float) -> bool:
 
 
 def _equal_intervals(a: Node, b: Node, rel_tol: float) -> bool:
-    return a[3:] == b[3:] and _equal_expressions(a[1], b[1], rel_tol) and _equal_expressions(a[2], b[2], rel_tol)
+    return a[3:] == b[3:] and equal_expressions(a[1], b[1], rel_tol) and equal_expressions(a[2], b[2], rel_tol)
 
 
 def _as_intervals(node: Node) -> list[Node] | None:
@@ -554,7 +399,7 @@ def _equal_inequalities(p: Node, g: Node, rel_tol: float) -> bool:
         big, small = (a, b) if op in (">", ">=") else (b, a)  # big - small > 0
         return ("add", [big, ("neg", small)]), op in ("<", ">")
     (ep, strict_p), (eg, strict_g) = canonical(p), canonical(g)
-    return strict_p == strict_g and _positive_multiple(ep, eg)
+    return strict_p == strict_g and positive_multiple(ep, eg)
 
 
 def _equal_equations(p: Node, g: Node, rel_tol: float) -> bool:
@@ -562,193 +407,8 @@ def _equal_equations(p: Node, g: Node, rel_tol: float) -> bool:
     if len(p[1]) != 2 or len(g[1]) != 2:
         return len(p[1]) == len(g[1]) and all(_equal(a, b, rel_tol) for a, b in zip(p[1], g[1]))
     diff = lambda rel: ("add", [rel[1][0], ("neg", rel[1][1])])  # noqa: E731
-    return _positive_multiple(diff(p), diff(g), allow_negative=True)
+    return positive_multiple(diff(p), diff(g), allow_negative=True)
 
 
-def _positive_multiple(a: Node, b: Node, allow_negative: bool = False) -> bool:
-    """True when a = c * b for one real constant c != 0 (c > 0 unless allow_negative), judged at
-    the same random points as expressions are."""
-    ea, eb = to_sympy(a)[0], to_sympy(b)[0]
-    if ea.free_symbols != eb.free_symbols:
-        return False
-    ratios = []
-    for point in _points(sorted(ea.free_symbols, key=str)):
-        va, vb = _evaluate(ea, point), _evaluate(eb, point)
-        if va is None or vb is None or math.isinf(va.real) or math.isinf(vb.real):
-            continue
-        if abs(vb) < 1e-25 or abs(va) < 1e-25:
-            if abs(va) >= 1e-25 or abs(vb) >= 1e-25:
-                return False  # zero on one side only
-            continue
-        ratios.append(va / vb)
-        if len(ratios) >= _SAMPLE_POINTS or not ea.free_symbols:
-            break
-    if not ratios:
-        return False
-    c = ratios[0]
-    if abs(c.imag) > 1e-12 * abs(c) or (not allow_negative and c.real <= 0):
-        return False
-    return all(_numbers_close(r, c, 1e-12) for r in ratios)
 
 
-def _points(symbols: list[Any]):
-    """Up to 2 * _SAMPLE_POINTS points, the same sequence every time (verdicts must not vary)."""
-    rng = random.Random(0)
-    for _ in range(_SAMPLE_POINTS * 2):
-        yield {s: rng.uniform(0.3, 2.7) for s in symbols}
-
-
-# --- expressions -----------------------------------------------------------------------------
-
-
-def _equal_expressions(p: Node, g: Node, rel_tol: float) -> bool:
-    if p[0] in _SHAPES or g[0] in _SHAPES or p[0] == "rel" or g[0] == "rel":
-        return False
-    a, b = numeric_value(p), numeric_value(g)
-    if a is not None and b is not None:
-        return _close(a[0], b[0], a[1] or b[1], rel_tol)
-    ea, inexact_a = to_sympy(p)
-    eb, inexact_b = to_sympy(g)
-    tol = rel_tol if (inexact_a or inexact_b) else _EXACT_TOL
-    if ea == eb:
-        return True
-    # Points over both sides' variables: sin(x)^2 + cos(x)^2 equals 1, and 2y is not 2x.
-    symbols = sorted(ea.free_symbols | eb.free_symbols, key=str)
-    valid = 0
-    for point in _points(symbols):
-        va, vb = _evaluate(ea, point), _evaluate(eb, point)
-        if va is None or vb is None:
-            continue
-        if not _numbers_close(va, vb, tol):
-            return False
-        valid += 1
-        if valid >= _SAMPLE_POINTS or not symbols:
-            return True
-    if valid:
-        return True
-    import sympy
-
-    return sympy.simplify(ea - eb) == 0
-
-
-def _evaluate(expr: Any, point: dict[Any, float]) -> complex | None:
-    import sympy
-
-    value = expr.evalf(40, subs=point) if point else expr.evalf(40)
-    if value in (sympy.oo, -sympy.oo):
-        return complex(math.inf if value == sympy.oo else -math.inf)
-    if value.has(sympy.zoo, sympy.nan) or not value.is_number:
-        return None
-    try:
-        return complex(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _numbers_close(a: complex, b: complex, tol: float) -> bool:
-    if math.isinf(a.real) or math.isinf(b.real):
-        return a == b
-    scale = max(abs(a), abs(b))
-    return abs(a - b) <= tol * scale or abs(a - b) <= 1e-30
-
-
-# --- syntax tree -> sympy, by whitelist ------------------------------------------------------
-
-
-def to_sympy(node: Node) -> tuple[Any, bool]:
-    """(sympy expression, inexact) for an expression tree; Explosive for runaway sizes."""
-    flags = {"inexact": False}
-    return _convert(node, flags), flags["inexact"]
-
-
-def _convert(node: Node, flags: dict[str, bool]) -> Any:
-    import sympy
-
-    kind = node[0]
-    if kind == "num":
-        flags["inexact"] |= node[2]
-        if _digits(node[1]) > _MAX_RESULT_DIGITS:
-            raise Explosive("a number with too many digits")
-        return sympy.Rational(node[1].numerator, node[1].denominator)
-    if kind == "base":
-        return sympy.Integer(int(node[1], node[2]))
-    if kind == "sym":
-        return {"e": sympy.E, "i": sympy.I}.get(node[1]) or sympy.Symbol(node[1])
-    if kind == "const":
-        return {"pi": sympy.pi, "E": sympy.E, "I": sympy.I, "oo": sympy.oo}[node[1]]
-    if kind == "neg":
-        return -_convert(node[1], flags)
-    if kind == "add":
-        return sympy.Add(*[_convert(n, flags) for n in node[1]])
-    if kind == "mul":
-        return sympy.Mul(*[_convert(n, flags) for n in node[1]])
-    if kind == "div":
-        return _convert(node[1], flags) / _convert(node[2], flags)
-    if kind == "pow":
-        base, exponent = _convert(node[1], flags), _convert(node[2], flags)
-        _check_power(base, exponent)
-        return base**exponent
-    if kind == "root":
-        radicand, index = _convert(node[1], flags), _convert(node[2], flags)
-        if index == 0:
-            raise Explosive("a zeroth root")
-        return sympy.root(radicand, index) if index != 2 else sympy.sqrt(radicand)
-    if kind == "fact":
-        n = _convert(node[1], flags)
-        if n.is_number and (not n.is_finite or abs(n) > _MAX_FACTORIAL):
-            raise Explosive("a factorial too large")
-        return sympy.factorial(n)
-    if kind == "binom":
-        n, k = _convert(node[1], flags), _convert(node[2], flags)
-        if n.is_number and abs(n) > 10 * _MAX_FACTORIAL:
-            raise Explosive("a binomial too large")
-        return sympy.binomial(n, k)
-    if kind == "abs":
-        return sympy.Abs(_convert(node[1], flags))
-    if kind == "log":
-        return sympy.log(_convert(node[1], flags), _convert(node[2], flags))
-    if kind == "func":
-        return _sympy_function(node[1])(_convert(node[2], flags))
-    raise ParseError(f"{kind} is not an expression")
-
-
-def _check_power(base: Any, exponent: Any) -> None:
-    """Refuse powers whose value (or expansion) would be astronomically large."""
-    if not exponent.is_number:
-        return
-    size = abs(exponent)
-    if not size.is_finite:
-        raise Explosive("an infinite exponent")
-    if base.is_number:
-        magnitude = abs(base)
-        if magnitude in (0, 1):
-            return
-        digits = size * _log10_size(magnitude)
-        if digits > _MAX_RESULT_DIGITS:
-            raise Explosive("a power with too many digits")
-    elif size > 1000:
-        raise Explosive("a symbolic power with a huge exponent")
-
-
-def _log10_size(x: Any) -> float:
-    """Digits of a positive sympy number as a power base: |log10| of numerator and denominator,
-    without evaluating anything large."""
-    import sympy
-
-    if isinstance(x, sympy.Rational):
-        return abs(math.log10(abs(x.p))) + math.log10(x.q)
-    return abs(float(sympy.log(x, 10).evalf(15)))
-
-
-def _sympy_function(name: str) -> Callable[[Any], Any]:
-    import sympy
-
-    table = {
-        "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,
-        "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan,
-        "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh, "exp": sympy.exp, "ln": sympy.log,
-        "log": sympy.log, "sqrt": sympy.sqrt, "abs": sympy.Abs,
-    }
-    if name not in table:
-        raise ParseError(f"unknown function {name}")
-    return table[name]

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Sequence
 from verifiers.base import ERROR, OK, TIMEOUT, Verdict
 from verifiers.math.equal import answer_readings, quick_equal
 from verifiers.math.extract import choice_in_text, extract_answer, last_boxed
-from verifiers.math.parse import ParseError, letter_of, parse_answer
+from verifiers.math.parse import ParseError, letter_of
 from verifiers.pool import DONE, TIMEOUT as POOL_TIMEOUT, DeadlinePool
 
 __all__ = ["MathVerifier", "MathReference", "prepare_reference"]
@@ -68,7 +68,7 @@ def _shared_pool(workers: int, timeout_s: float, memory_mb: int) -> DeadlinePool
     with _pools_lock:
         if key not in _pools:
             _pools[key] = DeadlinePool(_JOB, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb,
-                                       preload=["sympy", "verifiers.math.equal"])
+                                       preload=["sympy", "verifiers.math.symbolic", "verifiers.math.equal"])
         return _pools[key]
 
 
@@ -90,10 +90,10 @@ class MathVerifier:
         cache_size: int = 100_000,
         prestart: bool = True,
     ):
-        for field, value in (("reward_correct", reward_correct), ("reward_wrong", reward_wrong), ("rel_tol", rel_tol),
+        for option, value in (("reward_correct", reward_correct), ("reward_wrong", reward_wrong), ("rel_tol", rel_tol),
                              ("timeout_s", timeout_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
-                raise ValueError(f"MathVerifier {field} must be a finite number, got {value!r}")
+                raise ValueError(f"MathVerifier {option} must be a finite number, got {value!r}")
         if rel_tol < 0:
             raise ValueError(f"MathVerifier rel_tol must be >= 0, got {rel_tol!r}")
         if timeout_s <= 0:
