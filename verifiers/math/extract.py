@@ -74,8 +74,13 @@ _BOX_GAP = re.compile(
 _NAMED_GAP = re.compile(r"(?:[\s$,;]|\\[()]|\band\b)*[A-Za-z](?:_\{?\w+\}?)?\s*=(?:\s|\$|\\[()])*")
 _APPROX = re.compile(r"(?:\\approx|≈|\\sim|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b|\bcirca\b|约|大约)\s*$",
                      re.IGNORECASE)
-_REASON = re.compile(r"[,;]\s+(?=[^\W\d_]{2,})|,\s*(?=[\"'][^\W\d_])|\s+\((?=[^\W\d_]{2,})|\s+(?:because|since|as|which|so|given|when|if)\b",
-                     re.IGNORECASE)
+# Where an answer stops and its justification starts: "14, because ...", "25 (rounded ...)",
+# "120 minutes (2 hours)", `12, "steps": 3` (JSON).
+_REASON = re.compile(
+    r"[,;]\s+(?=[^\W\d_]{2,})|,\s*(?=[\"'][^\W\d_])|\s+\((?=[^\W\d_]{2,})|(?<=[^\W\d_]{2})\s+\("
+    r"|\s+(?:because|since|as|which|so|given|when|if)\b", re.IGNORECASE)
+# Full-width digits and signs, as Chinese and Japanese text writes them: １２ -> 12.
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _SENTENCE_END = re.compile(r"(?<!\.)\.(?=\s|$)|[。！？\n]|(?<![\d)}!])[!?](?=\s|$)")
 _STATES = re.compile(
     r"\s(?:is|are|was|were|equals|equal\s+to|be|makes|gives|becomes|est|es|ist|é|è|son|sont|sind|равно|равен)\s"
@@ -193,6 +198,8 @@ def _clean(text: str) -> str:
     if debris:
         text = text[: debris.start()]
     text = _CALCULATOR.sub("", text)
+    if any("\uff01" <= ch <= "\uff5e" for ch in text):
+        text = text.translate(_FULL_WIDTH)
     return mask_currency(text)
 
 
