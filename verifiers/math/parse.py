@@ -110,8 +110,11 @@ def parse_answer(text: str) -> Node:
     if labelled:  # "\text{(C)}\ 3", "C. x = 42": a choice with its value
         return ("letter", labelled.group(1) or labelled.group(2))
     if _is_text_answer(s):
-        spelled = _number_words(normalize_text(s))
-        return ("num", Fraction(spelled), False) if spelled is not None else ("text", normalize_text(s))
+        words = normalize_text(s)
+        spelled = _number_words(words)
+        if spelled is not None:
+            return ("num", Fraction(spelled), False)
+        return _SETS_IN_WORDS.get(re.sub(r"^(?:x\s+is\s+|the\s+set\s+of\s+)", "", words), ("text", words))
     s, percent = _normalize(s)
     if not s:
         raise ParseError("empty answer")
@@ -144,6 +147,12 @@ def other_readings(text: str) -> list[Node]:
     return []
 
 
+_REALS: Node = ("interval", ("neg", ("const", "oo")), ("const", "oo"), False, False)
+_SETS_IN_WORDS: dict[str, Node] = {
+    **{w: _REALS for w in ("all real numbers", "all reals", "real numbers", "any real number", "every real number")},
+    **{w: ("set", []) for w in ("no solution", "no solutions", "no real solution", "no real solutions",
+                                 "the empty set", "empty set", "none")},
+}
 _UNITS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen".split())}
