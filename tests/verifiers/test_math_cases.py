@@ -131,6 +131,15 @@ def test_table_covers_every_rule_both_ways():
         assert counts[rule, True] + counts[rule, False] >= 8, f"rule {rule!r} has fewer than 8 cases"
 
 
+def test_table_holds_a_thousand_cases_of_which_four_hundred_are_real_completions():
+    real = [c for c in CASES if c.source == "real"]
+    assert len(CASES) >= 1000 and len(real) >= 400
+    assert {c.expected for c in real} == {True, False}
+    assert all("SmolLM2-135M-Instruct" in c.origin for c in real)
+    # known misses stay few: each is a case this verifier gets wrong
+    assert sum(bool(c.known_miss) for c in real) <= len(real) // 50
+
+
 def test_table_has_no_duplicate_or_malformed_cases():
     pairs = Counter((c.prediction, c.gold) for c in CASES)
     assert [p for p, n in pairs.items() if n > 1] == []
