@@ -645,6 +645,8 @@ def _cases_of_model_text() -> list[Case]:
     add(c("So she walks 3 + 4 = 7 km.\n\n**7**", "7", t, R))
     add(c("So she walks 3 + 4 = 7 km.\n\n**7**", "3", f, R))
     add(c("So in total there are **56 students**.", "56", t, R))
+    add(c("First add the rows.\n**Step 3:** 12 + 9 = 21", "21", t, R))
+    add(c("First add the rows.\n**Step 3:** 12 + 9 = 21", "3", f, R))
     add(c("The answer is: 88", "88", t, R))
     add(c("The answer is:\n\n$$88$$", "88", t, R))
     add(c("The answer is:\n\n$$88$$", "8", f, R))

@@ -331,9 +331,15 @@ def _bold_answer(text: str) -> str | None:
     for line in reversed(lines):
         bolds = re.findall(r"\*\*([^*\n]{1,80})\*\*", line)
         for bold in reversed(bolds):
-            if re.search(r"\d", bold):
-                value = bold.strip().rstrip(".:")
-                return value if not _looks_like_prose(value) else _value_in_sentence(value)
+            bold = bold.strip()
+            if not re.search(r"\d", bold) or bold.endswith(":") or re.match(r"(?:step|part|case|method|option)\b",
+                                                                             bold, re.IGNORECASE):
+                continue  # a label ("**Step 3:**"), not a value
+            value = bold.rstrip(".")
+            if not _looks_like_prose(value):
+                return value
+            if _STATES.search(value):
+                return _value_in_sentence(value)
     return None
 
 
@@ -490,7 +496,7 @@ def _looks_like_prose(text: str) -> bool:
     each"), connectors ("x = 1 or x = 2"), `\\text{}` and LaTeX commands; a word alone ("Monday",
     "no solution") is a text answer."""
     outside_math = _MATH_SPANS.sub(" 0 ", text)
-    bare = _LATEX_WORDS.sub(" ", outside_math)
+    bare = _LATEX_WORDS.sub(" ", outside_math).replace("**", " ")
     words = [(m.start(), m.group()) for m in re.finditer(r"[^\W\d_]{2,}", bare)
              if m.group().lower() not in _NOT_PROSE and not _is_math_name(bare, m)]
     value = re.search(r"\d", bare)
