@@ -200,8 +200,9 @@ def test_pathological_answers_return_within_the_budget_from_worker_threads(verif
 
 def test_an_answer_over_budget_is_a_timeout_verdict_not_a_score():
     # A budget far below what any sympy comparison needs: the worker is killed and replaced.
+    # (A pair sympy settles at once, like (x+1)^{50} against (1+x)^{50}, can beat even this budget.)
     with MathVerifier(timeout_s=0.001) as v:
-        slow, quick = v.verify(["(x+1)^{50}"] * 1 + ["7"], ["(1+x)^{50}", "7"])
+        slow, quick = v.verify(["(x+1)^{20}", "7"], ["x^{20} + 20x^{19} + 1", "7"])
     assert (slow.status, slow.reward, slow.scored) == (TIMEOUT, 0.0, False)
     assert "0.001s" in slow.reason
     assert (quick.status, quick.reward) == (OK, 1.0)  # numbers never wait for the pool

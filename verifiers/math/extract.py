@@ -205,6 +205,10 @@ def _clean(text: str) -> str:
 
 def _marked_answer(text: str, reference: bool) -> str | None:
     boxes = all_boxed(text)
+    if not boxes and reference:
+        unclosed = list(_BOX.finditer(text))
+        if unclosed:  # a reference cut off inside its box: what follows the last one is the answer
+            return text[unclosed[-1].end() :].strip().rstrip("$.").strip() or None
     boxed = None
     if boxes:
         group = _trailing_group(text, boxes, loose=reference)
