@@ -200,9 +200,12 @@ def test_pathological_answers_return_within_the_budget_from_worker_threads(verif
 
 def test_an_answer_over_budget_is_a_timeout_verdict_not_a_score():
     # A budget far below what any sympy comparison needs: the worker is killed and replaced.
-    # (A pair sympy settles at once, like (x+1)^{50} against (1+x)^{50}, can beat even this budget.)
+    # The slow pair costs tens of milliseconds at every call (cosines of huge arguments at fresh
+    # points); one that sympy settles from its caches, like (x+1)^{50} against (1+x)^{50}, can
+    # come back within even this budget.
+    slow_pair = ("\\cos(10^{9999}x) + \\cos(10^{9998}x) + \\cos(10^{9997}x)", "x")
     with MathVerifier(timeout_s=0.001) as v:
-        slow, quick = v.verify(["(x+1)^{20}", "7"], ["x^{20} + 20x^{19} + 1", "7"])
+        slow, quick = v.verify([slow_pair[0], "7"], [slow_pair[1], "7"])
     assert (slow.status, slow.reward, slow.scored) == (TIMEOUT, 0.0, False)
     assert "0.001s" in slow.reason
     assert (quick.status, quick.reward) == (OK, 1.0)  # numbers never wait for the pool
