@@ -390,6 +390,8 @@ def _parse_item(tokens: list[Any]) -> Node:
         return ("set", [])
     if first in ("\\{", "{") and last == ("\\}" if first == "\\{" else "}") and _closes_at_end(tokens):
         inner = tokens[1:-1]
+        if len(inner) > 2 and inner[0][0] == "sym" and inner[1] == ("op", "|"):
+            return _parse_structure(inner[2:])  # {x | x > 1}: the set of reals the condition holds on
         parts = _split_top(inner, {",", ";"})
         if first == "\\{" or len(parts) > 1:  # {4, 6, 9} written without backslashes is a set too
             return ("set", [_parse_item(p) for p in parts] if inner else [])
