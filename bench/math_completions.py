@@ -220,7 +220,7 @@ def easy_jobs(count: int, seed: int) -> list[dict]:
             a, b = rng.randint(2, 9), rng.randint(2, 5)
         q = template.format(n=NAMES[n % len(NAMES)], a=a, b=b, a0=a + b, ab=a * b, big=100)
         style = styles[n % len(styles)]
-        jobs.append({"id": f"easy-{n}-{style}", "source": "easy", "style": style, "problem": q,
+        jobs.append({"id": f"easy-s{seed}-{n}-{style}", "source": "easy", "style": style, "problem": q,
                      "gold": str(answer(a, b)), "prompt": GSM8K_STYLES[style].format(q=q)})
     return jobs
 
@@ -234,15 +234,15 @@ def gsm8k_jobs(count: int, samples: int, seed: int) -> list[dict]:
         # Every problem gets `samples` styles, rotating, so all styles see many problems.
         for k in range(samples):
             style = styles[(n * samples + k) % len(styles)]
-            jobs.append({"id": f"gsm8k-{r}-{style}-{k}", "source": "gsm8k", "style": style,
+            jobs.append({"id": f"gsm8k-s{seed}-{r}-{style}-{k}", "source": "gsm8k", "style": style,
                          "problem": rows[r]["question"], "gold": rows[r]["answer"],
                          "prompt": GSM8K_STYLES[style].format(q=rows[r]["question"])})
     return jobs
 
 
-def written_jobs(samples: int) -> list[dict]:
+def written_jobs(samples: int, start: int = 0) -> list[dict]:
     jobs = []
-    for n, (q, gold) in enumerate(WRITTEN):
+    for n, (q, gold) in list(enumerate(WRITTEN))[start:]:
         for style, template in WRITTEN_STYLES.items():
             for k in range(samples):
                 jobs.append({"id": f"written-{n}-{style}-{k}", "source": "written", "style": style,
@@ -256,12 +256,13 @@ def main() -> None:
     parser.add_argument("--gsm8k", type=int, default=300, help="GSM8K training problems")
     parser.add_argument("--samples", type=int, default=4, help="styles (GSM8K) / samples per style (written)")
     parser.add_argument("--written-samples", type=int, default=2)
+    parser.add_argument("--written-start", type=int, default=0, help="skip the first N written problems")
     parser.add_argument("--batch", type=int, default=48)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=("gsm8k", "written", "easy"))
+    parser.add_argument("--only", choices=("gsm8k", "written", "easy"), nargs="+")
     parser.add_argument("--easy", type=int, default=0, help="easy word problems with small numbers")
     args = parser.parse_args()
 
@@ -274,11 +275,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     jobs = []
-    if args.only in (None, "written"):
-        jobs += written_jobs(args.written_samples)
-    if args.only in (None, "gsm8k"):
+    if args.only is None or "written" in args.only:
+        jobs += written_jobs(args.written_samples, args.written_start)
+    if args.only is None or "gsm8k" in args.only:
         jobs += gsm8k_jobs(args.gsm8k, args.samples, args.seed)
-    if args.only in (None, "easy"):
+    if args.only is None or "easy" in args.only:
         jobs += easy_jobs(args.easy, args.seed)
     done = set()
     if args.out.exists():
