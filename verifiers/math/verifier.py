@@ -1,9 +1,16 @@
 """The `math` verifier: is the response's final answer the gold answer?
 
 Per completion: extract the final answer (`extract.py`), parse it without eval (`parse.py`),
-decide equality (`equal.py`). Numbers, text and multiple-choice letters are decided here in
-microseconds; anything that needs sympy goes to a pool of worker processes where each answer has
-a hard time budget (`verifiers.pool`). Repeated (answer, gold) pairs come from a cache.
+decide equality (`equal.py`). Numbers, constants, text, ratios and multiple-choice letters are
+decided here in microseconds; anything that needs sympy goes to a pool of worker processes where
+each answer has a hard time budget (`verifiers.pool`). Repeated (answer, gold) pairs come from a
+cache.
+
+References are read once: `prepare_reference` (also `MathVerifier.prepare_reference`) turns a
+reference into a `MathReference`, its answer text and syntax tree, or raises ValueError saying why
+it cannot be read; results are cached per process, and `verify` takes raw references or
+`MathReference`s. A data loader calls it (through `verifiers.prepare_references`) when a dataset
+is loaded, so an unreadable gold is reported with its row rather than masked in training.
 
 Verdicts: equal -> `reward_correct`; not equal, no answer, unparseable or refused answer ->
 `reward_wrong` (status ok: that is the model's doing); a reference that cannot be read -> status
