@@ -654,6 +654,8 @@ def _cases_of_model_text() -> list[Case]:
     add(c("The answer is 14, because 2 * 7 = 14.", "7", f, R))
     add(c("The answer is 12. This makes sense since 12 is less than 20.", "12", t, R))
     add(c("The answer is 12. This makes sense since 12 is less than 20.", "20", f, R))
+    add(c("So the answer is 18.\n\nThis is not the final answer to the puzzle.\nThe final answer is not 2.", "18", t, R))
+    add(c("So the answer is 18.\n\nThis is not the final answer to the puzzle.\nThe final answer is not 2.", "2", f, R))
     add(c("The probability is $\\frac{5}{9} \\approx 0.56$.", r"\frac59", t, R))
     add(c("The probability is $\\frac{5}{9} \\approx 0.56$.", "0.56", f, R))
     add(c("So the ratio is 2/3, or about 0.67.", r"\frac23", t, R))

@@ -40,7 +40,8 @@ _CALCULATOR = re.compile(r"<<[^<>\n]{0,200}>>")
 _PHRASE = (
     r"(?<![/\w])(?:the\s+)?(?:correct\s+|final\s+)?answer\s*(?:is|should\s+be|would\s+be|will\s+be|:|：|-|—)"
     r"|(?<![/\w])final\s+answer\s*="
-    r"|(?<![A-Za-z])final\s+answer\b\s*[:：]?|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]"
+    r"|(?<![A-Za-z])final\s+answer\s*(?:[:：]|\*\*|(?=\n))|(?:^|\n)[ \t>#*]*final\s+answer\b"
+    r"|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]"
     r"|\*\*\s*(?:final\s+)?answer\s*:?\s*\*\*\s*:?|[\"']?(?:final_?)?answer[\"']\s*:"
     r"|\bla\s+respuesta\s+(?:final\s+|correcta\s+)?(?:es|ser[íi]a|:)|\brespuesta(?:\s+final)?\s*[:：]"
     r"|\bla\s+r[ée]ponse\s+(?:finale\s+)?(?:est|serait|:)|\br[ée]ponse(?:\s+finale)?\s*[:：]"
@@ -72,6 +73,7 @@ _BOX_GAP = re.compile(
     re.IGNORECASE,
 )
 _NAMED_GAP = re.compile(r"(?:[\s$,;]|\\[()]|\band\b)*[A-Za-z](?:_\{?\w+\}?)?\s*=(?:\s|\$|\\[()])*")
+_NEGATION = re.compile(r"(?:not|never|n't|no\s+longer)\b", re.IGNORECASE)
 _APPROX = re.compile(r"(?:\\approx|≈|\\sim|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b|\bcirca\b|约|大约)\s*$",
                      re.IGNORECASE)
 # Where an answer stops and its justification starts: "14, because ...", "25 (rounded ...)",
@@ -288,6 +290,8 @@ def _answer_after(tail: str, strict: bool = False) -> str | None:
                 return next(g for g in span.groups() if g is not None).strip()
     line = re.split(r"\bI hope it is correct|\bI hope this helps", first_line, maxsplit=1, flags=re.IGNORECASE)[0]
     line = line.strip().strip("*").strip()
+    if _NEGATION.match(line):
+        return None
     quoted = re.match(r"([\"'])(.+?)\1", line)
     if quoted:  # JSON: "answer": "42"
         line = quoted.group(2).strip()
@@ -409,6 +413,8 @@ def _value_in_sentence(sentence: str) -> str | None:
     statements = list(_STATES.finditer(sentence))
     if statements:
         after = sentence[statements[-1].end() :].strip()
+        if _NEGATION.match(after):
+            return None  # "the final answer is not 2" says what the answer is not
         head = _MATH_SPANS.match(after)
         if head:
             return next(g for g in head.groups() if g is not None).strip()
