@@ -922,6 +922,8 @@ def _cases_of_model_text() -> list[Case]:
     add(c("Tiene 4 cajas con 12 lápices cada una, en total 48 lápices.", "12", f, R))
     add(c("У Маши было 10 яблок, она отдала 3, осталось 7.", "7", t, R))
     add(c("He reads 15 pages a day for 4 days: 15 * 4 = 60 pages.", "60", t, R))
+    add(c("Since i is the square root of -1, we can write i^3 = -i, a neat identity.", "-i", t, R))
+    add(c("Since i is the square root of -1, we can write i^3 = -i, a neat identity.", "-1", f, R))
     add(c("He reads 15 pages a day for 4 days: 15 * 4 = 60 pages.", "4", f, R))
     add(c(r"Thus the area is $6 \cdot 7 = 42$ square units.", "42", t, R))
     add(c(r"Thus the area is $6 \cdot 7 = 42$ square units.", "7", f, R))

@@ -364,6 +364,10 @@ def _last_value(text: str) -> str | None:
         outside[s.start() : s.end()] = " " * (s.end() - s.start())
     plain = "".join(outside)
     candidates += [(m.start(), m.end(), m.group()) for m in _NUMBER_IN_TEXT.finditer(plain)]
+    # A symbolic right-hand side with no digit, stated after the last number: "i^2 equals -i".
+    candidates += [(m.start(1), m.end(1), m.group(1).strip()) for m in _RHS.finditer(plain, max(0, len(plain) - 600))
+                   if not re.search(r"\d", m.group(1)) and re.search(r"[A-Za-z]", m.group(1))
+                   and re.search(r"[-+*/^()]", m.group(1)) and m.group(1).count("(") == m.group(1).count(")")]
     if not candidates:
         return None
     candidates.sort()
@@ -379,7 +383,8 @@ def _last_value(text: str) -> str | None:
     return value
 
 
-_RHS = re.compile(r"=\s*((?:[-+*/^×÷·().\d\s]|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|\b(?:sqrt|pi)\b)+?)"
+_RHS = re.compile(r"(?:=|\bequals\b|\bis\s+equal\s+to\b)\s*"
+                  r"((?:[-+*/^×÷·().\d\s]|(?<![A-Za-z])[A-Za-z](?![A-Za-z])|\b(?:sqrt|pi)\b)+?)"
                   r"\s*(?=[A-Za-z]{2,}|[,;!?。]|\.(?:\s|$)|$)")
 
 
