@@ -300,13 +300,20 @@ def _two_sided(rel: Node) -> Node:
 
 
 def _as_ratio(node: Node) -> Node:
-    """A clock time read as a ratio, when the other side is one (`4:10` against `2:5`)."""
-    return ("ratio", [("num", Fraction(x), False) for x in node[1]]) if node[0] == "time" else node
+    """A clock time (`4:10`) or a fraction of two numbers (`3/8`) read as a ratio, when the other
+    side is one."""
+    if node[0] == "time":
+        return ("ratio", [("num", Fraction(x), False) for x in node[1]])
+    if node[0] == "div" and node[1][0] == node[2][0] == "num":
+        return ("ratio", [node[1], node[2]])
+    return node
 
 
 def _equal_ratios(p: Node, g: Node, rel_tol: float) -> bool:
-    """`3 : 8` equals `3:8` and `3/8`, term by term; `6 : 16` is the same ratio not written in
-    lowest terms, which is how ratios are asked for, so it is not equal."""
+    """`3 : 8` equals `3:8`, `3/8` and `0.375`; a ratio or fraction compares term by term, so
+    `6 : 16` and `6/16`, the same ratio not in lowest terms (how ratios are asked for), do not."""
+    if p[0] == "div" or g[0] == "div":
+        p, g = _as_ratio(p), _as_ratio(g)
     if p[0] == g[0] == "ratio":
         return len(p[1]) == len(g[1]) and all(_equal(a, b, rel_tol) for a, b in zip(p[1], g[1]))
     ratio, other = (p, g) if p[0] == "ratio" else (g, p)
