@@ -249,8 +249,8 @@ def _named_boxes(text: str, group: list[tuple[int, int, str]]) -> str:
     return "".join(pieces).strip()
 
 
-_PHRASE_HINT = re.compile(r"answer|resp|r[ée]pon|antwort|ergebnis|rispost|ответ|答|답|đáp|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]",
-                          re.IGNORECASE)
+_PHRASE_HINT = re.compile(
+    r"answer|resp|r[ée]pon|antwort|ergebnis|rispost|ответ|答|답|đáp|(?:^|\n)[ \t>#*]*(?:A|Ans)\s*[:：]", re.IGNORECASE)
 
 
 def _phrases(text: str) -> list[re.Match[str]]:
@@ -452,7 +452,10 @@ def _last_of_chain(value: str) -> str:
         return value
     rhs = value[last + 1 :].strip()
     approx = re.search(r"\\approx|≈", rhs)
-    return rhs if rhs and not approx else (rhs[: approx.start()].strip() if approx and rhs[: approx.start()].strip() else value)
+    if not approx:
+        return rhs or value
+    exact = rhs[: approx.start()].strip()
+    return exact or value
 
 
 def _tidy(tail: str) -> str:

@@ -17,7 +17,8 @@ Nodes are plain tuples, so they cross process boundaries cheaply and nothing in 
     ("rel", [e0, e1, ...], [op0, ...])       ("list" | "set" | "tuple", [items])
     ("interval", lo, hi, lo_closed, hi_closed)   ("union", [intervals])   ("matrix", [[cells]])
     ("text", normalised)            ("letter", "B")      ("percent", node)
-    ("ratio", [a, b, ...])          ("time", [7, 30], on_24_hour_clock)         ("base", "132", 4)   ("latex", source)   (LaTeX outside the grammar)
+    ("ratio", [a, b, ...])          ("time", [7, 30], on_24_hour_clock)         ("base", "132", 4)
+    ("latex", source)               (LaTeX outside the grammar, compared as its spacing-free source)
 """
 
 from __future__ import annotations
