@@ -73,6 +73,7 @@ _BOX_GAP = re.compile(
     re.IGNORECASE,
 )
 _NAMED_GAP = re.compile(r"(?:[\s$,;]|\\[()]|\band\b)*[A-Za-z](?:_\{?\w+\}?)?\s*=(?:\s|\$|\\[()])*")
+_LEADING_VALUE = re.compile(r"[-+]?" + CURRENCY_MARK + r"?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:\s?\\?%)?(?=\s+[^\W\d_]{2,})")
 _NEGATION = re.compile(r"(?:not|never|n't|no\s+longer)\b", re.IGNORECASE)
 _APPROX = re.compile(r"(?:\\approx|≈|\\sim|~|\babout\b|\bapproximately\b|\broughly\b|\baround\b|\bcirca\b|约|大约)\s*$",
                      re.IGNORECASE)
@@ -310,6 +311,9 @@ def _answer_after(tail: str, strict: bool = False) -> str | None:
     head = _REASON.split(sentence, maxsplit=1)[0]  # "14, because 2 * 7 = 14", "25 (rounded ...)"
     if head.strip() and not _looks_like_prose(head):
         return _tidy(head) or None
+    lead = _LEADING_VALUE.match(head)
+    if lead:  # "64 groups of 8 students": the value said right after the phrase, not the last one
+        return lead.group().strip()
     if strict:
         return None
     # A sentence after the phrase states the answer only if it is the last thing said with a

@@ -247,6 +247,7 @@ def _normalize(s: str) -> tuple[str, bool]:
         if s.startswith(opener) and s.endswith(closer) and len(s) >= len(opener) + len(closer):
             s = s[len(opener) : len(s) - len(closer)].strip()
     s = _exact_part(s)
+    s = re.sub(r"(?<=\d)\s*[xX]\s*(?=\d)", "*", s)  # "10 x 6": x between numbers is a times sign
     # Thousands separators: 12{,}345, 14 {, }916, 11,\! 111
     s = re.sub(r"(?<=\d)\s*(?:\{\s*,\s*\}|,\s*\\!)\s*(?=\d{3})", ",", s)
     s = _PERCENT_WORD.sub("%", s)  # "28 percent", "28\\text{ pct}"
@@ -271,6 +272,10 @@ def _normalize(s: str) -> tuple[str, bool]:
         if not re.search(r"[\d)}]\s*$", s[: m.start()]):
             break
         s = s[: m.start()].strip()
+    words = re.match(r"^(.*?\d)\s+((?:[^\W\d_]{2,})(?:\s+[^\W\d_]+){0,3})\s*\.?$", s)
+    if words and not set(words.group(2).lower().split()) & _UNIT_WORDS_KEEP and words.group(2).split()[0].lower() not in (
+            "in", "on", "at", "of", "for", "to", "by", "from", "with", "is", "are", "was"):
+        s = words.group(1)  # "4 cups of flour", "12 apples in all" (but not "12345 in scientific notation")
     if not percent and _PERCENT.search(s):  # "50 % of them" after the unit went
         percent, s = True, _PERCENT.sub("", s).strip()
     s = re.sub(r"^[A-Za-z]\w*\s*\\in\s*", "", s)  # "x \in [1, 2]" -> "[1, 2]"
