@@ -17,11 +17,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 
+from errors import ConfigError
 from flows.artifacts import publish_campaign_artifact
 from flows.execution import ExecutionConfig
 from flows.round import round_flow
 from pipeline.config import CampaignConfig, RunConfig
-from errors import ConfigError
 
 __all__ = ["campaign_flow", "round_config", "next_step"]
 

@@ -2,9 +2,9 @@
 
 import pytest
 
+from errors import ConfigError
 from flows.campaign import campaign_flow, next_step, round_config
 from pipeline.config import CampaignConfig, RunConfig
-from errors import ConfigError
 
 
 def test_round_config_gives_each_round_its_directory_seed_and_stages():
