@@ -1,7 +1,7 @@
 """`rlvr`: the command line.
 
     rlvr run CONFIG [key.sub=value ...]      one round through the Prefect flow
-    rlvr stage NAME CONFIG [key.sub=value ...]  one stage alone, no Prefect (sft, grpo, evaluate)
+    rlvr stage NAME CONFIG [key.sub=value ...]  one stage alone, no Prefect (any stage of the table)
     rlvr verifiers                            list the verifiers (built-ins and plugins)
     rlvr serve [--host H --port P ...]         Prefect server, work pool, deployments and a worker
 """
@@ -9,12 +9,10 @@
 import argparse
 import sys
 
-from flows.stages import STAGES as STAGE_TABLE
-from errors import UserError
+from errors import PipelineError
+from pipeline.stages import STAGES
 
 __all__ = ["main"]
-
-STAGES = {name: spec.module for name, spec in STAGE_TABLE.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     stage = sub.add_parser("stage", help="run one stage alone, without Prefect")
     stage.add_argument("name", choices=sorted(STAGES))
     stage.add_argument("config", help="run config (YAML)")
-    stage.add_argument("rest", nargs=argparse.REMAINDER, help="--init DIR / --model NAME=DIR, then overrides")
+    stage.add_argument("rest", nargs=argparse.REMAINDER, help="--init DIR / --input NAME=DIR, then overrides")
     sub.add_parser("verifiers", help="list the available verifiers")
     sub.add_parser("serve", help="Prefect server + work pool + gpu limit + deployments + a worker (see rlvr serve -h)",
                    add_help=False)
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stage":
         import importlib
 
-        module = importlib.import_module(STAGES[args.name])
+        module = importlib.import_module(STAGES[args.name].module)
         return module.main(["--config", args.config, *args.rest])
     return _run(args.config, args.overrides)
 
@@ -58,19 +56,23 @@ def _run(config_path: str, overrides: list[str]) -> int:
         from pipeline.preflight import check_inputs
 
         check_inputs(cfg)
-    except UserError as e:
+    except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     from flows.execution import ExecutionConfig
+    from flows.launch import StageFailed
     from flows.round import round_flow
-    from flows.stages import StageFailed
 
     try:
         # No server-side concurrency limit on a one-off local run (`rlvr serve` creates it).
         result = round_flow(cfg, execution=ExecutionConfig(concurrency_limit=None, retries=0))
-    except (StageFailed, UserError) as e:
+    except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return e.exit_code
+    except StageFailed as e:
+        # A stage that stopped on a user error or a guard passes its exit code on (2, 3): not worth retrying.
+        print(f"error: {e}", file=sys.stderr)
+        return e.returncode if not e.retryable else 1
     for name, r in result["stages"].get("evaluate", {}).items():
         if isinstance(r, dict) and "accuracy" in r:
             print(f"held-out accuracy after {name}: {100 * r['accuracy']:.1f}% (n={r['n']})")

@@ -2,13 +2,14 @@
 
     round(config, init):  e.g. sft -> reward_model -> ppo | dpo -> grpo -> evaluate
 
-Each stage hands its policy ("model") to the next; other outputs (a reward model) are offered to
-the stages that declare them as inputs in `flows.stages.STAGES`. A stage's result is persisted
-under a cache key of (the config sections it reads, the fingerprint of every checkpoint it
-starts from), so re-running a failed or crashed round skips the finished stages, and the stage
-that was interrupted resumes from its own last checkpoint. Results go to Prefect's result storage,
-`PREFECT_RESULTS_LOCAL_STORAGE_PATH`: give every worker the same shared path (`rlvr serve` does). At the end the round emits
-`rlvr.round.completed` with its held-out metric and best checkpoint.
+Each stage hands its policy ("model") to the next; its other products (a reward model) go to the
+later stages that consume them, as the stage table (`pipeline.stages.STAGES`) declares. A stage's
+result is persisted under a cache key of (the config sections it reads, the fingerprint of every
+checkpoint it starts from), so re-running a failed or crashed round skips the finished stages,
+and the stage that was interrupted resumes from its own last checkpoint. Results go to Prefect's
+result storage, `PREFECT_RESULTS_LOCAL_STORAGE_PATH`: give every worker the same shared path
+(`rlvr serve` does). At the end the round emits `rlvr.round.completed` with its held-out metric
+and best checkpoint.
 
 (No `from __future__ import annotations`: Prefect reads the pydantic parameter types at runtime.)
 """
@@ -25,15 +26,17 @@ from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
+from errors import PipelineError
 from flows.artifacts import publish_stage_artifacts
 from flows.execution import ExecutionConfig
-from flows.stages import STAGES, StageFailed, run_stage_subprocess, stage_command, stage_spec
+from flows.launch import StageFailed, quiet_expected_failures, run_stage_subprocess, stage_command
 from pipeline.config import RunConfig
-from errors import UserError
+from pipeline.stages import STAGES, stage_spec
 
 __all__ = ["round_flow", "stage_cache_key", "best_of_round", "ROUND_COMPLETED"]
 
 ROUND_COMPLETED = "rlvr.round.completed"
+quiet_expected_failures()
 # Lease of a concurrency slot, renewed while the stage runs; a crashed holder frees it after this.
 _LEASE_S = 60
 
@@ -49,13 +52,17 @@ def _fingerprint(path: str | None) -> str:
 
 
 def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """(stage, its config, its input checkpoints). The config sections named after *other* stages
-    (`grpo` for SFT) and the stage list are left out: changing GRPO's learning rate must not redo SFT."""
+    """(stage, its config, its input checkpoints). The config sections of *other* stages (`grpo`
+    for SFT), unless it reads them, and the stage list are left out: changing GRPO's learning rate
+    must not redo SFT."""
     stage: str = parameters["stage"]
     config: RunConfig = parameters["config"]
-    others = {s for s in STAGES if s != stage and s in type(config).model_fields} - set(stage_spec(stage).reads)
+    spec = stage_spec(stage)
+    others = {s.section for name, s in STAGES.items() if name != stage and s.section} - {spec.section, *spec.reads}
     dump = config.model_dump(mode="json", exclude={"stages", *others})
-    inputs = {"init": parameters.get("init"), **parameters.get("models", {}), **parameters.get("inputs", {})}
+    outputs = parameters.get("outputs", {})
+    inputs = {"init": parameters.get("init"), **(parameters.get("policies", {}) if spec.evaluates else {}),
+              **{k: outputs[k] for k in spec.consumes if k in outputs}}
     blob = json.dumps({"stage": stage, "config": dump,
                        "inputs": {k: _fingerprint(v) for k, v in sorted(inputs.items())}}, sort_keys=True)
     return f"rlvr-{stage}-{hashlib.sha256(blob.encode()).hexdigest()[:32]}"
@@ -64,24 +71,24 @@ def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
 def _retry_condition(task: Any, task_run: Any, state: Any) -> bool:
     """Retry crashes and failures, but not a user's mistake (it would fail the same way again)."""
     error = state.result(raise_on_failure=False)
-    if isinstance(error, UserError):
+    if isinstance(error, PipelineError):
         return False
     return not (isinstance(error, StageFailed) and not error.retryable)
 
 
 @task(persist_result=True, cache_key_fn=stage_cache_key)
-def run_stage(stage: str, config: RunConfig, config_file: str, init: str | None, models: dict[str, str],
-              inputs: dict[str, str], execution: ExecutionConfig) -> dict[str, Any]:
+def run_stage(stage: str, config: RunConfig, config_file: str, init: str | None, policies: dict[str, str],
+              outputs: dict[str, str], execution: ExecutionConfig) -> dict[str, Any]:
     """Launch one stage, holding a slot of the accelerator's concurrency limit, then publish its artifacts."""
     spec = stage_spec(stage)
     logger = get_run_logger()
-    cmd = stage_command(spec, config_file, init, models, inputs, execution.launcher)
+    cmd = stage_command(spec, config_file, init, policies, outputs, execution.launcher)
     logger.info("launching %s", " ".join(cmd))
     slot = (concurrency(execution.concurrency_limit, occupy=1, lease_duration=_LEASE_S)
             if execution.concurrency_limit else nullcontext())
     with slot:
         result = run_stage_subprocess(cmd, execution.stage_timeout_s, log_line=logger.info)
-    publish_stage_artifacts(stage, config.output_path / (spec.directory or stage), result)
+    publish_stage_artifacts(stage, config.output_path / spec.directory, result)
     return result
 
 
@@ -97,11 +104,6 @@ def _stage_result(stage: str, config: RunConfig, execution: ExecutionConfig,
         get_run_logger().warning("%s: cached result points to a missing checkpoint; running the stage again", stage)
         result = run_stage.with_options(**options, refresh_cache=True)(stage, config, **kwargs)
     return result
-
-
-def _outputs(result: dict[str, Any]) -> list[str]:
-    """Keys of a stage result, other than the policy, that name a directory (a reward model)."""
-    return [k for k, v in result.items() if k not in ("stage", "model") and isinstance(v, str) and Path(v).is_dir()]
 
 
 def best_of_round(evaluation: dict[str, Any] | None, policies: dict[str, str]) -> dict[str, Any] | None:
@@ -130,15 +132,14 @@ def round_flow(config: RunConfig, init: str | None = None,
     start = init or config.model.name
     policy = init
     policies: dict[str, str] = {}  # stage -> the policy it produced, in order
-    outputs: dict[str, str] = {}  # other artefacts (e.g. "reward_model") for later stages
+    outputs: dict[str, str] = {}  # other products (e.g. "reward_model") for later stages
     for name, spec in specs:
-        models = dict(policies) or {"init": start}
         result = _stage_result(name, config, execution, config_file=str(config_file), init=policy,
-                               models=models, inputs=dict(outputs))
+                               policies=dict(policies) or {"init": start}, outputs=dict(outputs))
         results[name] = result
-        if "model" in result and not spec.evaluates:
+        if "model" in spec.produces and result.get("model"):
             policy = policies[name] = result["model"]
-        outputs.update({k: result[k] for k in _outputs(result)})
+        outputs.update({k: result[k] for k in spec.produces if k != "model" and result.get(k)})
         if spec.evaluates:
             for model_name, r in result.items():
                 if isinstance(r, dict) and "accuracy" in r:

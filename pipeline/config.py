@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import core_schema
 
 from errors import ConfigError
 
@@ -23,7 +24,9 @@ __all__ = [
     "DataSourceConfig",
     "DatasetTaskConfig",
     "TaskConfig",
+    "HFRolloutConfig",
     "RolloutConfig",
+    "StageName",
     "SFTConfig",
     "GRPOConfig",
     "PreferenceDataConfig",
@@ -33,6 +36,7 @@ __all__ = [
     "KTOConfig",
     "VerifiersConfig",
     "EvalConfig",
+    "GuardsConfig",
     "RunConfig",
     "load_config",
     "apply_overrides",
@@ -41,7 +45,40 @@ __all__ = [
 ]
 
 Schedule = Literal["constant", "linear", "cosine"]
-Stage = Literal["sft", "reward_model", "ppo", "dpo", "kto", "grpo", "evaluate"]
+
+
+class _StageNameType:
+    """A stage name, checked against the stage table when a config is validated (so a stage added
+    to the table at run time is accepted), and offered as a choice of the table's names in the
+    JSON schema the Prefect form is drawn from.
+
+    A stage's own process reads its config with `check_stages=False`: the round flow that
+    launched it has checked the list, and the process knows only its own row for sure."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.with_info_after_validator_function(_known_stage, core_schema.str_schema())
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        from pipeline.stages import STAGES, load_plugin_stages
+
+        load_plugin_stages()
+        return {"type": "string", "enum": list(STAGES)}
+
+
+def _known_stage(name: str, info: ValidationInfo) -> str:
+    from pipeline.stages import STAGES, load_plugin_stages
+
+    if info.context is not None and not info.context.get("check_stages", True):
+        return name
+    load_plugin_stages()
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
+    return name
+
+
+StageName = Annotated[str, _StageNameType]
 
 
 class _Strict(BaseModel):
@@ -58,6 +95,19 @@ class TinyModelConfig(_Strict):
     num_heads: int = Field(4, ge=1, le=64, description="Attention heads (must divide hidden_size)")
     max_positions: int = Field(128, ge=16, le=32768, description="Longest sequence the model takes")
     vocab_size: int = Field(320, ge=270, le=65536, description="Tokenizer vocabulary: 256 bytes, specials, then BPE merges (digits never merge)")
+
+    @field_validator("num_heads")
+    @classmethod
+    def _heads_divide_the_width(cls, heads: int, info: ValidationInfo) -> int:
+        hidden = info.data.get("hidden_size")
+        if hidden is None:  # hidden_size itself failed: that error is reported
+            return heads
+        if hidden % heads:
+            raise ValueError(f"{heads} heads must divide hidden_size ({hidden})")
+        if (hidden // heads) % 2:
+            raise ValueError(f"each head's width, hidden_size / num_heads = {hidden // heads}, must be even "
+                             "(rotary embeddings rotate pairs of dimensions)")
+        return heads
 
 
 class ModelConfig(_Strict):
@@ -90,6 +140,30 @@ class ArithmeticTaskConfig(_Strict):
     seed: int = Field(1234, description="Seed of the problem generator (independent of the run seed)")
     verifier: str = Field("math", description="Verifier that scores the answers")
 
+    @property
+    def distinct_problems(self) -> int:
+        """How many different problems the settings can generate."""
+        return _arithmetic_space(self.operations, self.max_operand, self.num_operands)
+
+    @field_validator("eval_size")
+    @classmethod
+    def _problem_space_is_large_enough(cls, eval_size: int, info: ValidationInfo) -> int:
+        if not {"operations", "max_operand", "num_operands", "sft_size"} <= set(info.data):
+            return eval_size  # one of them failed: that error is reported
+        d = info.data
+        space = _arithmetic_space(d["operations"], d["max_operand"], d["num_operands"])
+        if eval_size + d["sft_size"] > space or eval_size >= space:
+            raise ValueError(
+                f"the task's settings give {space} distinct problems, too few for {eval_size} held-out plus "
+                f"sft_size={d['sft_size']} demonstrations with RL prompts left over; raise max_operand or "
+                "num_operands, or lower eval_size / sft_size"
+            )
+        return eval_size
+
+
+def _arithmetic_space(operations: list[str], max_operand: int, num_operands: int) -> int:
+    return (max_operand + 1) ** num_operands * len(set(operations)) ** (num_operands - 1)
+
 
 class DataSourceConfig(_Strict):
     """One dataset: a local JSONL/JSON/parquet/CSV file, or a hub dataset id."""
@@ -121,15 +195,25 @@ class DatasetTaskConfig(_Strict):
 TaskConfig = Annotated[Union[ArithmeticTaskConfig, DatasetTaskConfig], Field(discriminator="kind")]
 
 
-class RolloutConfig(_Strict):
-    """How completions are sampled."""
+class _RolloutBase(_Strict):
+    """Sampling settings every rollout backend shares."""
 
-    backend: Literal["hf"] = Field("hf", description="'hf': transformers generate (CPU default)")
     temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass")
     max_new_tokens: int = Field(16, ge=1, le=32768, description="Longest completion")
     min_new_tokens: int = Field(0, ge=0, description="Suppress EOS before this many tokens (benchmarks use it)")
+
+
+class HFRolloutConfig(_RolloutBase):
+    """Rollouts with transformers `generate`, in the trainer's process, on the policy module itself
+    (the CPU default: a weight sync costs nothing)."""
+
+    backend: Literal["hf"] = Field("hf", description="'hf': transformers generate, colocated (CPU default)")
     batch_size: int = Field(512, ge=1, description="Sequences per generate call")
+
+
+# One of several engines, by `backend`; each brings its own fields.
+RolloutConfig = Annotated[Union[HFRolloutConfig], Field(discriminator="backend")]
 
 
 class _OptimConfig(_Strict):
@@ -217,6 +301,10 @@ class PPOConfig(_OptimConfig):
     """PPO with a separate critic, KL-shaped per-token rewards and GAE (Ouyang et al. 2022)."""
 
     lr: float = Field(1e-4, gt=0, le=1, description="Policy learning rate (AdamW)")
+    verifier: str = Field(
+        "reward_model", min_length=1, description="Verifier whose reward PPO maximises: the trained reward "
+        "model, or any verifier (math, code, a plugin) for PPO on verifiable rewards"
+    )
     critic_lr: float = Field(1e-3, gt=0, le=1, description="Critic learning rate (AdamW)")
     critic_init: Literal["reward_model", "policy"] = Field(
         "reward_model", description="Start the critic from the reward model (InstructGPT) or the policy's backbone"
@@ -289,12 +377,28 @@ class EvalConfig(_Strict):
     batch_size: int = Field(512, ge=1, description="Prompts per generate call")
 
 
+class GuardsConfig(_Strict):
+    """Run-health guards: a stage stops with the guard's reason (exit 3, never retried) when a
+    measure stays past its threshold over the last `window` steps. The defaults never fire on a
+    healthy run; None switches a guard off."""
+
+    masked_share: float | None = Field(
+        0.5, gt=0, le=1, description="Stop when more than this share of the verdicts of the last `window` steps "
+        "was masked (timeout or error): the verifier is broken, not the model wrong"
+    )
+    no_signal_share: float | None = Field(
+        0.95, gt=0, le=1, description="Stop when more than this share of the last `window` steps kept no group "
+        "with a learning signal (GRPO: every group's rewards equal, or masked)"
+    )
+    window: int = Field(20, ge=1, le=100_000, description="Steps the guards look back over (they wait for a full window)")
+
+
 class RunConfig(_Strict):
     """One run: every stage's settings, the output directory and the seed."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     task: TaskConfig = Field(default_factory=ArithmeticTaskConfig)
-    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    rollout: RolloutConfig = Field(default_factory=HFRolloutConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     preference: PreferenceDataConfig = Field(default_factory=PreferenceDataConfig)
@@ -304,7 +408,8 @@ class RunConfig(_Strict):
     kto: KTOConfig = Field(default_factory=KTOConfig)
     verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    stages: list[Stage] = Field(
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    stages: list[StageName] = Field(
         default_factory=lambda: ["sft", "grpo", "evaluate"], min_length=1, description="Stages of a round"
     )
     output_dir: str = Field("runs/tiny", min_length=1, description="Where checkpoints and metrics go")
@@ -343,17 +448,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+# Sections that are one of several kinds: pydantic puts the kind's tag in an error's location.
+_UNIONS = ("task", "rollout")
+
+
 def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    loc = list(error["loc"])
+    if len(loc) >= 2 and loc[0] in _UNIONS:
+        del loc[1]  # "task.arithmetic.eval_size" -> "task.eval_size"
+    where = ".".join(str(p) for p in loc) or "(top level)"
     got = error.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"field {where}: {error['msg']}{shown}"
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"field {where}: {message}{shown}"
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                check_stages: bool = True) -> RunConfig:
     """Read a RunConfig from YAML (or defaults when path is None) with overrides on top.
 
-    A bad file or value raises ConfigError naming the file and the field path.
+    A bad file or value raises ConfigError naming the file and the field path. `check_stages`
+    False leaves the stage names unchecked (a stage's own process: its flow checked them).
     """
     source = str(path) if path is not None else "defaults"
     data: dict[str, Any] = {}
@@ -370,8 +485,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     apply_overrides(data, list(overrides or []))
     if isinstance(data.get("task"), dict):
         data["task"].setdefault("kind", "arithmetic")  # the default task's kind may go unsaid
+    if isinstance(data.get("rollout"), dict):
+        data["rollout"].setdefault("backend", "hf")  # likewise the default engine
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={"check_stages": check_stages})
     except ValidationError as e:
         lines = "; ".join(_describe(err) for err in e.errors())
         raise ConfigError(f"{source}: {lines}") from None
@@ -391,7 +508,7 @@ class CampaignConfig(_Strict):
     min_gain: float = Field(
         0.0, ge=0, le=1, description="Stop when a round improves the best held-out accuracy by less than this"
     )
-    later_stages: list[Stage] | None = Field(
+    later_stages: list[StageName] | None = Field(
         None, min_length=1, description="Stages of rounds 2..K (e.g. ['grpo', 'evaluate']); default: `stages`"
     )
     init: str | None = Field(None, description="Model the first round starts from; default: model.name of the config")

@@ -4,7 +4,7 @@ Importing this package imports no verifier implementation: `get("math")` imports
 `verifiers.math` on first use, and plugins load only when asked for by name.
 """
 
-from verifiers.base import ERROR, OK, STATUSES, TIMEOUT, Verdict, Verifier, run_verifier, summarize
+from verifiers.base import ERROR, OK, STATUSES, TIMEOUT, Context, Verdict, Verifier, run_verifier, summarize
 from verifiers.registry import (
     ENTRY_POINT_GROUP,
     UnknownVerifierError,
@@ -20,6 +20,7 @@ __all__ = [
     "ERROR",
     "STATUSES",
     "Verdict",
+    "Context",
     "Verifier",
     "run_verifier",
     "summarize",

@@ -1,41 +1,21 @@
-"""Plumbing shared by the trainers, so each trainer file can read as its algorithm:
-command-line entry, run set-up (threads, seed, accelerator), model loading, optimiser and
-schedule, and a stopwatch."""
+"""Plumbing shared by the trainers, so each trainer file can read as its algorithm: run set-up
+(threads, seed, accelerator, model loading), optimiser and schedule, checkpointed training state,
+progress bar and a stopwatch. (The command line every stage shares is `pipeline.stages.stage_main`.)"""
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.checkpoint import Checkpointer, export_model
-from pipeline.config import RunConfig, _OptimConfig, config_hash, load_config
-from errors import UserError
+from pipeline.config import RunConfig, _OptimConfig, config_hash
 from pipeline.metrics import MetricsLog, plot_metrics
 
-__all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
-
-
-def stage_main(name: str, run: Callable[[RunConfig, str | None], dict[str, Any]], argv: list[str] | None = None) -> int:
-    """`python -m pipeline.trainers.<name> --config FILE [--init MODEL] [key.sub=value ...]`."""
-    parser = argparse.ArgumentParser(prog=f"python -m pipeline.trainers.{name}", description=f"Run the {name} stage alone.")
-    parser.add_argument("--config", help="run config (YAML); defaults when omitted")
-    parser.add_argument("--init", help="model to start from (a directory); default: model.name of the config")
-    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        result = run(cfg, args.init)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"stage": name, **result}))
-    return 0
+__all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
 
 
 @dataclass
@@ -45,7 +25,8 @@ class StageContext:
     accelerator: Any
     tokenizer: Any
     model: Any
-    init: str  # the model this stage started from
+    init: str  # the model this stage started from (a name or a directory)
+    source_path: str  # where its weights were read: a directory, or a hub id
 
     @property
     def identity(self) -> str:
@@ -74,7 +55,7 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
     stage_dir = cfg.output_path / stage
     stage_dir.mkdir(parents=True, exist_ok=True)
     return StageContext(cfg=cfg, stage_dir=stage_dir, accelerator=accelerator, tokenizer=tokenizer, model=model,
-                        init=init or cfg.model.name)
+                        init=init or cfg.model.name, source_path=source.path)
 
 
 def make_optimizer(model, opt: _OptimConfig, total_steps: int):
