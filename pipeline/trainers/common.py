@@ -121,10 +121,13 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
 
 def seed_step(seed: int, step: int, process_index: int) -> None:
     """Seed torch for one RL step: sampling is a function of (seed, step, process), so a resumed
-    run samples exactly what the killed one would have."""
+    run samples exactly what the killed one would have.
+
+    torch's CPU generator keeps only the low 32 bits of a seed, so the processes are spread over
+    those bits (an offset of 2**40, as before, gave every process the same random numbers)."""
     import torch
 
-    torch.manual_seed(seed * 1_000_003 + step + process_index * 2**40)
+    torch.manual_seed((seed * 1_000_003 + step + process_index * 0x9E3779B9) % 2**32)
 
 
 def progress_bar(ctx: StageContext, total: int, initial: int):
