@@ -33,6 +33,8 @@ OWNER_LABEL = "rlvr.sandbox.owner"
 _HERE = Path(__file__).resolve().parent
 _HARNESS = (_HERE / "harness.py").read_text()
 _DRIVER = (_HERE / "driver.py").read_text()
+# The modules the zygotes install (driver.py's `install_modules`), wire first: the others import it.
+_MODULES = [f"{name}={(_HERE / f'{name}.py').read_text()}" for name in ("wire", "server", "referee")]
 _STDERR_TAIL = 4000
 
 
@@ -133,7 +135,7 @@ class Container:
         )
         created = api.create_container(
             c.image,
-            command=["python3", "-I", "-X", "utf8", "-c", _HARNESS, _DRIVER],
+            command=["python3", "-I", "-X", "utf8", "-c", _HARNESS, _DRIVER, *_MODULES],
             user=c.user,
             hostname="sandbox",
             working_dir="/tmp",

@@ -1,27 +1,35 @@
 """The resident harness: PID 1 of every sandbox container. It reads jobs, one JSON line each, on
-its stdin, runs each program run as a fresh process (forked by the zygote, see driver.py), resets the
-container, and answers one JSON line per job on its stdout. Python 3.11 standard library only:
-this file runs inside the image.
+its stdin, runs each job's processes (forked by the zygotes, see driver.py), resets the container,
+and answers one JSON line per job on its stdout. Python 3.11 standard library only: this file runs
+inside the image.
+
+A job with tests or call-based cases runs as two processes joined by one socket: the program's
+(sandbox/server.py) and a trusted referee's that runs the tests (sandbox/referee.py), forked first.
+The referee's report decides; an io job, or tests with isolation "shared", is one program run
+whose own report (sandbox/driver.py) decides.
 
 Why the verdict channel cannot be forged by the program:
 - The harness's stdin/stdout (the host's channel) are never inherited: every run gets its own
   stdin (a memfd), its own stdout/stderr pipes, and all other descriptors are closed first.
-- The harness marks itself non-dumpable, so /proc/1/{fd,mem,environ} belong to root and a process
-  of the same uid without CAP_SYS_PTRACE (all capabilities are dropped) can neither open its
-  descriptors nor ptrace it. Being PID 1 of its namespace with no signal handlers, it cannot be
-  signalled from inside the container either.
-- A program's own outcome is judged from the run's driver report, which carries a per-run nonce
-  and is written only after the tests have run, never from an exit code (see sandbox/driver.py).
-
-- A run cannot find other jobs' data in memory: runs are forked by a zygote that never reads a
+- The harness, the zygotes and the referee are non-dumpable, so their /proc/PID/{fd,mem,environ}
+  belong to root and a process of the same uid without CAP_SYS_PTRACE (all capabilities are
+  dropped) can neither open their descriptors nor ptrace them. Being PID 1 of its namespace with
+  no signal handlers, the harness cannot be signalled from inside the container either.
+- A verdict comes from a report that carries a per-run nonce and is written only after the tests
+  have run, never from an exit code. A program that serves a referee holds no report descriptor at
+  all; the referee's report pipe is its own.
+- Signals are what a program can still send the referee: a referee that was killed before it
+  reported, or stopped until the deadline, fails the job with the flag "tamper", as does a program
+  that exits before the tests finish.
+- A run cannot find other jobs' data in memory: runs are forked by zygotes that never read a
   job, and expected io outputs reach the harness only as digests.
 
 Between jobs (and between the runs of one job) every process a run left is killed and reaped
-(the zygote too, if anything was left; a new one is started), and /tmp, /dev/shm, /dev/mqueue and
+(the zygotes too, if anything was left; new ones are started), and /tmp, /dev/shm, /dev/mqueue and
 System V IPC objects are wiped; a job whose reset does not converge is answered with
 `clean: false`, and the host replaces the container.
 
-Deadlines count a run's own time: time its process spent waiting for a CPU that other containers
+Deadlines count a run's own time: time its processes spent waiting for a CPU that other containers
 or processes held is credited back (up to 10x the deadline), so an overloaded machine does not time
 out a correct program, while a program that keeps the CPU busy itself earns no credit.
 """
@@ -44,6 +52,7 @@ __all__ = ["normalize_output", "outputs_match", "output_digest", "main"]
 PASS, FAIL, SYNTAX_ERROR, RUNTIME_ERROR, TIMEOUT, MEMORY, BAD_TESTS = (
     "pass", "fail", "syntax_error", "runtime_error", "timeout", "memory", "bad_tests"
 )
+TAMPER = "tamper"  # the flag of a job where the harness saw the program try to game its tests
 _SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 _EXCERPT = 2000  # characters of stdout/stderr returned to the host per job
 _REPORT_MAX = 1 << 16
@@ -102,11 +111,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class _Zygote:
-    """The container's process launcher (driver.py's `zygote_main`), a child of the harness.
+    """A process launcher of the container (driver.py's `zygote_main`), a child of the harness:
+    role "program" forks programs' runs, role "referee" the trusted processes that test them.
     Started on first use, and again whenever a reset had to kill it or a run killed it."""
 
-    def __init__(self, driver_source: str):
+    def __init__(self, role: str):
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        modules = [f"{name}={source}" for name, source in _SOURCES["modules"] if name in _ROLE_MODULES[role]]
         pid = os.fork()
         if pid == 0:
             try:
@@ -115,11 +126,12 @@ class _Zygote:
                 os.dup2(null, 1)
                 os.dup2(child.fileno(), 3)
                 os.closerange(4, max(os.sysconf("SC_OPEN_MAX"), 4096))
-                argv = [_PYTHON, "-I", "-X", "utf8", "-c", driver_source, "3"]
+                argv = [_PYTHON, "-I", "-X", "utf8", "-c", _SOURCES["driver"], "3", role, *modules]
                 os.execv(_PYTHON, argv)
             finally:
                 os._exit(127)
         child.close()
+        self.role = role
         self.pid = pid
         self.sock = parent
         self.ready = False
@@ -137,9 +149,9 @@ class _Zygote:
             self.sock.settimeout(_ZYGOTE_TIMEOUT_S)
             reply = self.sock.recv(64)
         except OSError as e:
-            raise RuntimeError(f"the zygote did not fork a run: {e}") from e
+            raise RuntimeError(f"the {self.role} zygote did not fork a run: {e}") from e
         if not reply.startswith(b"pid "):
-            raise RuntimeError(f"the zygote did not fork a run: {reply!r}")
+            raise RuntimeError(f"the {self.role} zygote did not fork a run: {reply!r}")
         return int(reply[4:])
 
     def exit_status(self) -> tuple[int, float] | None:
@@ -159,76 +171,131 @@ class _Zygote:
         self.sock.close()
 
 
-_ZYGOTE: dict = {"z": None, "source": ""}
+# The driver's source and the module sources it installs (driver.py's `install_modules`), from
+# the harness's command line; which modules each zygote role imports.
+_SOURCES: dict = {"driver": "", "modules": []}
+_ROLE_MODULES = {"program": ("wire", "server"), "referee": ("wire", "referee")}
+_ZYGOTES: dict[str, _Zygote | None] = {"program": None, "referee": None}
 
 
-def _zygote() -> _Zygote:
-    if _ZYGOTE["z"] is None:
-        _ZYGOTE["z"] = _Zygote(_ZYGOTE["source"])
-    return _ZYGOTE["z"]
+def _zygote(role: str) -> _Zygote:
+    if _ZYGOTES[role] is None:
+        _ZYGOTES[role] = _Zygote(role)
+    return _ZYGOTES[role]
 
 
-def _zygote_gone() -> None:
-    z = _ZYGOTE["z"]
+def _zygote_gone(role: str) -> None:
+    z = _ZYGOTES[role]
     if z is not None:
         z.close()
-        _ZYGOTE["z"] = None
+        _ZYGOTES[role] = None
 
 
-def _run(mode: str, payload: dict, stdin: bytes, limits: dict) -> dict:
-    """One program run. Returns status, stdout, stderr, report (the driver's, if authentic), times."""
-    nonce = os.urandom(16).hex()
+class _Proc:
+    """One process of a run, a program's or a referee's: its descriptors, and what it wrote."""
+
+    def __init__(self, role: str, payload: dict, stdin: bytes, output_cap: int, channel: int | None = None):
+        self.role = role
+        self.nonce = os.urandom(16).hex()
+        self.stdin_fd = _memfd(stdin)
+        self.payload_fd = _memfd(marshal.dumps({**payload, "nonce": self.nonce}))
+        self.out_r, self.out_w = os.pipe()
+        self.err_r, self.err_w = os.pipe()
+        self.rep_r, self.rep_w = os.pipe()
+        self.channel = channel
+        self.bufs = {self.out_r: bytearray(), self.err_r: bytearray(), self.rep_r: bytearray()}
+        self.caps = {self.out_r: output_cap, self.err_r: output_cap, self.rep_r: _REPORT_MAX}
+        self.pid = 0
+        self.status: tuple[int | None, float] | None = None  # (wait status, None if its zygote died; CPU s)
+        self.ended_first = False  # ended on its own while the run went on
+        self.killed = False  # the harness killed it
+
+    def child_fds(self) -> list[int]:
+        fds = [self.stdin_fd, self.out_w, self.err_w, self.rep_w, self.payload_fd]
+        return fds + ([self.channel] if self.channel is not None else [])
+
+    def close_child_ends(self) -> None:
+        for fd in self.child_fds():
+            os.close(fd)
+
+    def output(self, fd: int) -> str:
+        return bytes(self.bufs[fd]).decode("utf-8", "replace")
+
+    def report(self) -> tuple[bool, dict | None]:
+        return _authentic_report(bytes(self.bufs[self.rep_r]), self.nonce)
+
+    def collect(self) -> None:
+        """Its (wait status, CPU seconds) from its zygote; status None when the zygote is gone:
+        only a run can have killed it."""
+        result = _zygote(self.role).exit_status()
+        if result is None:
+            _zygote_gone(self.role)
+            result = (None, 0.0)
+        self.status = result
+
+    def kill(self) -> None:
+        self.killed = True
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _run(procs: list[_Proc], limits: dict) -> dict:
+    """Run processes together until the first of them (the one whose report decides) has ended;
+    then end the rest. Fills each _Proc; returns what the harness saw of the run as a whole."""
     workdir = _fresh_dir()
-    stdin_fd = _memfd(stdin)
-    payload_fd = _memfd(marshal.dumps({**payload, "mode": mode, "nonce": nonce}))
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    rep_r, rep_w = os.pipe()
     oom_before = _oom_kills()
     cpu_before = _container_cpu_s()
     spec = {"cpu_s": limits["cpu_s"], "memory_mb": limits["memory_mb"], "workdir": workdir}
     try:
-        pid = _zygote().start_run(spec, [stdin_fd, out_w, err_w, rep_w, payload_fd])
-    except RuntimeError:
-        _zygote_gone()  # one fresh zygote, then give up: the host retries on another container
-        pid = _zygote().start_run(spec, [stdin_fd, out_w, err_w, rep_w, payload_fd])
+        for p in procs:  # in order: a referee is forked before any program is alive
+            try:
+                p.pid = _zygote(p.role).start_run(spec, p.child_fds())
+            except RuntimeError:
+                _zygote_gone(p.role)  # one fresh zygote, then give up: the host retries on another container
+                p.pid = _zygote(p.role).start_run(spec, p.child_fds())
     finally:
-        for fd in (stdin_fd, payload_fd, out_w, err_w, rep_w):
-            os.close(fd)
+        for p in procs:
+            p.close_child_ends()
     start = time.monotonic()  # the deadline counts from the fork, never the zygote's own start
+    primary = procs[0]
 
-    max_out = limits["max_output_bytes"]
-    bufs = {out_r: bytearray(), err_r: bytearray(), rep_r: bytearray()}
-    caps = {out_r: max_out, err_r: max_out, rep_r: _REPORT_MAX}
     sel = selectors.DefaultSelector()
-    for fd in bufs:
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ)
-    zygote = _zygote().sock.fileno()  # readable when the run has ended (or the zygote died)
-    sel.register(zygote, selectors.EVENT_READ)
+    for p in procs:
+        for fd in p.bufs:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ, p)
+        sel.register(_zygote(p.role).sock.fileno(), selectors.EVENT_READ, p)  # readable: its run ended
     timeout = limits["timeout_s"]
     deadline = start + timeout
-    timed_out = overflow = starved = False
+    timed_out = overflow = starved = stopped = False
     at_deadline = ""
-    wait_status = None
-    while wait_status is None:
+    while primary.status is None:
         now = time.monotonic()
         if now >= deadline:
-            credit = _starvation_credit_s(pid, cpu_before)
+            live = [p.pid for p in procs if p.status is None]
+            credit = _starvation_credit_s(live, cpu_before)
             if now - start - credit < timeout and now - start < _MAX_WALL_FACTOR * timeout:
                 deadline = max(start + timeout + credit, now + 0.01)
                 continue
             timed_out = True
-            ran, waited = _schedstat_s(pid)
+            ran = sum(_schedstat_s(pid)[0] for pid in live)
+            waited = sum(_schedstat_s(pid)[1] for pid in live)
             at_deadline = f"ran {ran:.2f} s, waited for a CPU {waited:.2f} s, {credit:.2f} s of it credited"
             starved = now - start - credit < timeout
+            _STARVED["any"] = _STARVED["any"] or starved
+            stopped = _state(primary.pid) in ("T", "t")
             break
-        remaining = deadline - now
-        for key, _ in sel.select(remaining):
-            fd = key.fd
-            if fd == zygote:
-                wait_status = _collect(pid)
+        for key, _ in sel.select(deadline - now):
+            p, fd = key.data, key.fd
+            if fd not in p.bufs:  # its zygote: the run ended
                 sel.unregister(fd)
+                p.collect()
+                if p is not primary and primary.status is None:
+                    p.ended_first = True
+                    _kill_all_but({primary.pid})  # what it left holds the channel open: the referee must see it close
                 continue
             chunk = _read(fd)
             if chunk is None:
@@ -236,52 +303,74 @@ def _run(mode: str, payload: dict, stdin: bytes, limits: dict) -> dict:
             if not chunk:
                 sel.unregister(fd)
                 continue
-            bufs[fd] += chunk
-            if len(bufs[fd]) > caps[fd]:
-                overflow = overflow or fd != rep_r
-                del bufs[fd][caps[fd]:]
-                if fd != rep_r:
+            if len(p.bufs[fd]) <= p.caps[fd]:
+                p.bufs[fd] += chunk
+            if len(p.bufs[fd]) > p.caps[fd]:
+                del p.bufs[fd][p.caps[fd]:]
+                # Too much output from a program ends the run; a referee's (the tests' prints) is cut.
+                if p.role == "program" and fd != p.rep_r:
+                    overflow = True
                     break
         if overflow:
             break
     wall = time.monotonic() - start
-    if wait_status is None:  # deadline or output limit: kill the run, then collect its status
-        for kill in (os.killpg, os.kill):
-            try:
-                kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        wait_status = _collect(pid)
-    for fd in bufs:  # what the run wrote before it ended is still in the pipes
-        while len(bufs[fd]) <= caps[fd]:
-            chunk = _read(fd)
-            if not chunk:
-                break
-            bufs[fd] += chunk
-        del bufs[fd][caps[fd]:]
+    for p in procs:
+        if p.status is not None:
+            continue
+        if p is not primary and not (timed_out or overflow) and _ended_within(p, 0.05):
+            p.ended_first = True  # ended by itself just as the primary did
+            continue
+        p.kill()
+        p.collect()
+    for p in procs:  # what each wrote before it ended is still in its pipes
+        for fd in p.bufs:
+            while len(p.bufs[fd]) <= p.caps[fd]:
+                chunk = _read(fd)
+                if not chunk:
+                    break
+                p.bufs[fd] += chunk
+            del p.bufs[fd][p.caps[fd]:]
     sel.close()
-    for fd in bufs:
-        os.close(fd)
+    for p in procs:
+        for fd in p.bufs:
+            os.close(fd)
     _reset()
     oom_after = _oom_kills()
-    started, report = _authentic_report(bytes(bufs[rep_r]), nonce)
-    if not started and wait_status[0] is not None:
-        raise RuntimeError(f"a run could not be set up (wait status {wait_status[0]}): {bytes(bufs[err_r][-500:])!r}")
+    for p in procs:
+        if not p.report()[0] and p.status[0] is not None and not p.killed:
+            raise RuntimeError(
+                f"a {p.role} run could not be set up (wait status {p.status[0]}): {bytes(p.bufs[p.err_r][-500:])!r}"
+            )
     return {
-        "wait_status": wait_status[0],
-        "zygote_killed": wait_status[0] is None,
         "timed_out": timed_out,
         "overflow": overflow,
         "oom_killed": oom_before is not None and oom_after is not None and oom_after > oom_before,
         # Hit the hard cap while mostly waiting for a CPU: the machine, not the program, was slow.
         "starved": starved,
+        "stopped": stopped,
         "at_deadline": at_deadline,
-        "cpu_s": wait_status[1],
         "wall_s": wall,
-        "stdout": bytes(bufs[out_r]).decode("utf-8", "replace"),
-        "stderr": bytes(bufs[err_r]).decode("utf-8", "replace"),
-        "report": report,
     }
+
+
+def _ended_within(p: _Proc, seconds: float) -> bool:
+    """Whether a run's zygote reports it ended within `seconds` (then its status is collected)."""
+    sock = _zygote(p.role).sock
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock.fileno(), selectors.EVENT_READ)
+        if not sel.select(seconds):
+            return False
+    p.collect()
+    return True
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (R, S, T...) from /proc, or "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _schedstat_s(pid: int) -> tuple[float, float]:
@@ -311,15 +400,19 @@ def _container_cpu_s() -> float | None:
     return None
 
 
-def _starvation_credit_s(pid: int, cpu_before: float | None) -> float:
-    """Time not held against the run's deadline: what its process spent waiting for a CPU, less
-    the CPU its own other processes took meanwhile. An overloaded machine (others' work) earns the
-    credit, so a correct program is not timed out by it; a program that keeps the CPU busy itself
-    (threads, a fork bomb) earns none. Zero where the container's CPU usage is not visible."""
+def _starvation_credit_s(pids: list[int], cpu_before: float | None) -> float:
+    """Time not held against the run's deadline: what its processes spent waiting for a CPU, less
+    the CPU the container's other processes took meanwhile. An overloaded machine (others' work)
+    earns the credit, so a correct program is not timed out by it; a program that keeps the CPU
+    busy itself (threads, a fork bomb) earns none. Zero where the container's CPU usage is not
+    visible."""
     cpu_now = _container_cpu_s()
     if cpu_before is None or cpu_now is None:
         return 0.0
-    ran, waited = _schedstat_s(pid)
+    ran = waited = 0.0
+    for pid in pids:
+        r, w = _schedstat_s(pid)
+        ran, waited = ran + r, waited + w
     siblings = max(0.0, (cpu_now - cpu_before) - ran)
     return max(0.0, waited - siblings)
 
@@ -331,19 +424,9 @@ def _read(fd: int) -> bytes | None:
         return None
 
 
-def _collect(pid: int) -> tuple[int | None, float]:
-    """(wait status, CPU seconds) of a run that has ended, from the zygote (its parent); status
-    None when the zygote is gone: only the run itself can have killed it."""
-    result = _zygote().exit_status()
-    if result is None:
-        _zygote_gone()
-        return None, 0.0
-    return result
-
-
 def _authentic_report(data: bytes, nonce: str) -> tuple[bool, dict | None]:
-    """(whether the run's set-up finished, the first well-formed report line carrying this run's
-    nonce (see driver.py's `finish`)); anything else written to the report pipe is ignored."""
+    """(whether the run's set-up finished, the first well-formed "NONCE done HEX-JSON" report line
+    carrying this run's nonce); anything else written to the report pipe is ignored."""
     started, report = False, None
     for line in data.split(b"\n"):
         fields = line.split(b" ")
@@ -352,48 +435,104 @@ def _authentic_report(data: bytes, nonce: str) -> tuple[bool, dict | None]:
         if fields[1:] == [b"started"]:
             started = True
             continue
-        if len(fields) != 5 or report is not None:
+        if len(fields) != 3 or fields[1] != b"done" or report is not None:
             continue
         try:
-            report = {
-                "status": fields[1].decode("ascii"),
-                "passed": int(fields[2]),
-                "total": int(fields[3]),
-                "detail": bytes.fromhex(fields[4].decode("ascii")).decode("utf-8", "replace"),
-            }
+            found = json.loads(bytes.fromhex(fields[2].decode("ascii")))
         except ValueError:
             continue
+        if (
+            isinstance(found, dict)
+            and isinstance(found.get("status"), str)
+            and all(isinstance(found.get(k), int) for k in ("passed", "total"))
+            and isinstance(found.get("detail"), str)
+        ):
+            report = found
     return started, report
 
 
-def _classify(run: dict, limits: dict, mode: str) -> tuple[str, str]:
-    """(status, detail) of one run, from what the harness itself observed first, then the report."""
-    if run["zygote_killed"]:
-        return RUNTIME_ERROR, "the run killed the sandbox's process launcher"
-    ws = run["wait_status"]
+def _ending(ws: int) -> str:
+    """How a process ended, from its wait status."""
+    if os.WIFSIGNALED(ws):
+        return f"was killed by signal {signal.Signals(os.WTERMSIG(ws)).name}"
+    return f"exited with status {os.WEXITSTATUS(ws)}"
+
+
+def _cpu_limited(p: _Proc, limits: dict) -> bool:
+    ws, cpu = p.status
+    sig = os.WTERMSIG(ws) if ws is not None and os.WIFSIGNALED(ws) else 0
+    return sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits["cpu_s"])
+
+
+def _classify(run: dict, p: _Proc, limits: dict, mode: str) -> tuple[str, str, list[str]]:
+    """(status, detail, flags) of a program run on its own (io, or tests sharing its process),
+    from what the harness itself observed first, then the run's report."""
+    if p.status[0] is None:
+        return RUNTIME_ERROR, "the run killed the sandbox's process launcher", []
+    ws = p.status[0]
     sig = os.WTERMSIG(ws) if os.WIFSIGNALED(ws) else 0
     code = os.WEXITSTATUS(ws) if os.WIFEXITED(ws) else None
-    report = run["report"] or {}
+    report = p.report()[1] or {}
     if run["oom_killed"]:  # the cause, even when the run then also ran out of time
-        return MEMORY, "a process of the run was killed by the container's memory limit"
+        return MEMORY, "a process of the run was killed by the container's memory limit", []
     if run["timed_out"]:
-        return TIMEOUT, f"wall-clock deadline of {limits['timeout_s']:g} s ({run['at_deadline']})"
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and run["cpu_s"] >= limits["cpu_s"]):
-        return TIMEOUT, f"CPU-time limit of {limits['cpu_s']} s"
+        return TIMEOUT, f"wall-clock deadline of {limits['timeout_s']:g} s ({run['at_deadline']})", []
+    if _cpu_limited(p, limits):
+        return TIMEOUT, f"CPU-time limit of {limits['cpu_s']} s", []
     if report.get("status") == MEMORY:
-        return MEMORY, report.get("detail") or "MemoryError"
+        return MEMORY, report.get("detail") or "MemoryError", []
     if run["overflow"]:
-        return FAIL, f"output exceeded {limits['max_output_bytes']} bytes"
+        return FAIL, f"output exceeded {limits['max_output_bytes']} bytes", []
     if sig == signal.SIGXFSZ:
-        return RUNTIME_ERROR, "file-size limit exceeded"
+        return RUNTIME_ERROR, "file-size limit exceeded", []
     if report.get("status") in (SYNTAX_ERROR, RUNTIME_ERROR, BAD_TESTS, FAIL, PASS):
-        return report["status"], str(report.get("detail", ""))
+        return report["status"], report["detail"], [f for f in report.get("flags", []) if f == TAMPER]
     if sig:
-        return RUNTIME_ERROR, f"killed by signal {signal.Signals(sig).name}"
+        return RUNTIME_ERROR, f"killed by signal {signal.Signals(sig).name}", []
     if mode == "tests":
         # No authentic report: the process ended (os._exit, a crash) before the tests finished.
-        return FAIL, f"exited with status {code} before the tests finished"
-    return (RUNTIME_ERROR, f"exit status {code}") if code else (PASS, "")
+        return FAIL, f"exited with status {code} before the tests finished", [TAMPER]
+    if code:
+        return RUNTIME_ERROR, f"exit status {code}", []
+    return PASS, "", []
+
+
+def _classify_isolated(run: dict, program: _Proc, referee: _Proc, limits: dict) -> tuple[str, str, list[str]]:
+    """(status, detail, flags) of tests run by a referee against a program in its own process:
+    what the harness saw first (the deadline, memory, limits, a referee that did not report),
+    then the referee's report, refined by how the program ended when the referee lost it."""
+    if run["timed_out"] and run["stopped"]:
+        return FAIL, "the test runner was stopped (a signal from the program) before it finished", [TAMPER]
+    if run["oom_killed"]:  # the cause, even when the run then also ran out of time
+        return MEMORY, "a process of the run was killed by the container's memory limit", []
+    if run["timed_out"]:
+        return TIMEOUT, f"wall-clock deadline of {limits['timeout_s']:g} s ({run['at_deadline']})", []
+    if program.status[0] is not None and _cpu_limited(program, limits):
+        return TIMEOUT, f"CPU-time limit of {limits['cpu_s']} s", []
+    if referee.status[0] is not None and _cpu_limited(referee, limits):
+        return TIMEOUT, f"the tests ran past the CPU-time limit of {limits['cpu_s']} s", []
+    if run["overflow"]:
+        return FAIL, f"output exceeded {limits['max_output_bytes']} bytes", []
+    report = referee.report()[1]
+    if report is None:
+        how = "vanished with its launcher" if referee.status[0] is None else _ending(referee.status[0])
+        return FAIL, f"the test runner {how} before it reported (the program's doing)", [TAMPER]
+    status, detail = report["status"], report["detail"]
+    flags = [TAMPER] if TAMPER in report.get("flags", ()) else []
+    stage = report.get("gone")
+    if stage:
+        detail = f"{detail} {stage}"
+        ws = program.status[0]
+        if ws is None:
+            return FAIL, f"the program killed its process launcher {stage}", [TAMPER]
+        if not program.ended_first:
+            return FAIL, f"the program closed its channel to the tests {stage}", [TAMPER]
+        if os.WIFSIGNALED(ws) and os.WTERMSIG(ws) == signal.SIGXFSZ:
+            return RUNTIME_ERROR, f"file-size limit exceeded {stage}", []
+        if os.WIFSIGNALED(ws):
+            return RUNTIME_ERROR, f"the program {_ending(ws)} {stage}", []
+        return FAIL, f"the program {_ending(ws)} {stage}", [TAMPER]
+    return status, detail, flags
 
 
 # --- reset: nothing of one run survives into the next --------------------------------------------
@@ -417,14 +556,15 @@ def _reap() -> None:
 def _kill_everything(rounds: int = 100) -> bool:
     """SIGKILL every process the runs left behind, until none is left. kill(-1) from PID 1 reaches
     every process of the namespace but the caller, in one pass under the kernel's task-list lock,
-    so a fork bomb cannot fork its way past it; it takes the zygote with it (a new one starts on
-    the next run), so it is used only when something is left. As PID 1, every orphan is our
-    child: the dead are reaped here. True when none is left."""
-    z = _ZYGOTE["z"]
+    so a fork bomb cannot fork its way past it; it takes the zygotes with it (new ones start on the
+    next run), so it is used only when something is left. As PID 1, every orphan is our child:
+    the dead are reaped here. True when none is left."""
     _reap()
-    if z is not None and set(_other_pids()) <= {z.pid}:
+    zygotes = {z.pid for z in _ZYGOTES.values() if z is not None}
+    if set(_other_pids()) <= zygotes:
         return True
-    _zygote_gone()  # a new one is started by _reset once the rest is gone
+    for role in _ZYGOTES:
+        _zygote_gone(role)  # new ones are started by _reset once the rest is gone
     for _ in range(rounds):
         if not _other_pids():
             return True
@@ -437,6 +577,22 @@ def _kill_everything(rounds: int = 100) -> bool:
             time.sleep(0.001)  # the killed are exiting; give them a moment before reaping again
             _reap()
     return not _other_pids()
+
+
+def _kill_all_but(keep: set[int], rounds: int = 20) -> None:
+    """SIGKILL every process but the harness, the zygotes and `keep` (a referee whose program has
+    ended: whatever the program left may still hold its end of the channel)."""
+    for _ in range(rounds):
+        spare = keep | {z.pid for z in _ZYGOTES.values() if z is not None}
+        left = [pid for pid in _other_pids() if pid not in spare]
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.001)
 
 
 def _wipe(path: str) -> None:
@@ -490,6 +646,7 @@ def _sysv_ipc_left() -> bool:
 
 
 _CLEAN = {"ok": True}
+_STARVED = {"any": False}  # a run of the job hit the hard cap while mostly waiting for a CPU
 
 
 def _reset() -> None:
@@ -500,8 +657,9 @@ def _reset() -> None:
     _remove_sysv_ipc()
     ok = ok and not any(os.listdir(p) for p in _SCRATCH_DIRS if os.path.isdir(p)) and not _sysv_ipc_left()
     _CLEAN["ok"] = _CLEAN["ok"] and ok
-    if _ZYGOTE["source"]:
-        _zygote()  # (re)start it now: its interpreter starts while the host reads the reply
+    if _SOURCES["driver"]:
+        for role in _ZYGOTES:
+            _zygote(role)  # (re)start them now: their interpreters start while the host reads the reply
 
 
 def _fresh_dir() -> str:
@@ -510,11 +668,49 @@ def _fresh_dir() -> str:
     return path
 
 
-# --- a job: one run (tests) or one run per io case -----------------------------------------------
+# --- a job: tests against a program, call-based cases, or one run per io case -----------------
 
 
 def _excerpt(text: str) -> str:
     return text if len(text) <= _EXCERPT else text[: _EXCERPT // 2] + "\n...\n" + text[-_EXCERPT // 2 :]
+
+
+def _tested(job: dict, limits: dict) -> tuple[str, str, int, int, list[str], _Proc]:
+    """Tests or call-based cases, run by a referee against the program in its own process."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        spec = {"mode": job["kind"], "tests": job.get("tests", ""), "calls": job.get("calls"), "partial": bool(job.get("partial"))}
+        referee = _Proc("referee", spec, b"", _REPORT_MAX, channel=os.dup(ours.fileno()))
+        program = _Proc("program", {"mode": "serve", "program": job["program"]}, b"", limits["max_output_bytes"], channel=os.dup(theirs.fileno()))
+    finally:
+        ours.close()
+        theirs.close()
+    run = _run([referee, program], limits)
+    status, detail, flags = _classify_isolated(run, program, referee, limits)
+    report = referee.report()[1] or {}
+    total = max(1, int(report.get("total") or 1))
+    passed = min(int(report.get("passed") or 0), total)
+    if status == PASS:
+        passed = total
+    elif status != FAIL and not job.get("partial") or TAMPER in flags:
+        passed = 0
+    return status, detail, passed, total, flags, program
+
+
+def _shared(job: dict, limits: dict) -> tuple[str, str, int, int, list[str], _Proc]:
+    """Tests run after the program in its own interpreter (isolation "shared": gameable)."""
+    payload = {"mode": "tests", "program": job["program"], "tests": job["tests"], "partial": bool(job.get("partial"))}
+    program = _Proc("program", payload, b"", limits["max_output_bytes"])
+    run = _run([program], limits)
+    status, detail, flags = _classify(run, program, limits, "tests")
+    report = program.report()[1] or {}
+    total = max(1, int(report.get("total") or 1))
+    passed = int(report.get("passed") or 0) if report.get("status") in (PASS, FAIL) else 0
+    if status == PASS:
+        passed = total
+    elif status != FAIL:
+        passed = min(passed, total) if job.get("partial") else 0
+    return status, detail, passed, total, flags, program
 
 
 def run_job(job: dict) -> dict:
@@ -526,27 +722,24 @@ def run_job(job: dict) -> dict:
     }
     partial = bool(job.get("partial"))
     _CLEAN["ok"] = True
+    _STARVED["any"] = False
     start = time.monotonic()
-    if job["kind"] == "tests":
-        run = _run("tests", {"program": job["program"], "tests": job["tests"], "partial": partial}, b"", limits)
-        status, detail = _classify(run, limits, "tests")
-        report = run["report"] or {}
-        total = int(report.get("total") or 1)
-        passed = int(report.get("passed") or 0) if report.get("status") in (PASS, FAIL) else 0
-        if status == PASS:
-            passed = total
-        elif status != FAIL:
-            passed = min(passed, total) if partial else 0
-        runs = [run]
+    if job["kind"] == "calls" or (job["kind"] == "tests" and job.get("isolation", "process") == "process"):
+        status, detail, passed, total, flags, program = _tested(job, limits)
+        runs = [program]
+    elif job["kind"] == "tests":
+        status, detail, passed, total, flags, program = _shared(job, limits)
+        runs = [program]
     else:
-        status, detail, passed, runs = PASS, "", 0, []
+        status, detail, passed, flags, runs = PASS, "", 0, [], []
         cases = job["cases"]
         total = len(cases)
         for i, case in enumerate(cases):
-            run = _run("io", {"program": job["program"]}, case["stdin"].encode(), limits)
-            runs.append(run)
-            case_status, case_detail = _classify(run, limits, "io")
-            if case_status == PASS and output_digest(run["stdout"]) != case["stdout_digest"]:
+            program = _Proc("program", {"mode": "io", "program": job["program"]}, case["stdin"].encode(), limits["max_output_bytes"])
+            run = _run([program], limits)
+            runs.append(program)
+            case_status, case_detail, _ = _classify(run, program, limits, "io")
+            if case_status == PASS and output_digest(program.output(program.out_r)) != case["stdout_digest"]:
                 case_status, case_detail = FAIL, f"wrong output on case {i}"
             elif case_status != PASS:
                 case_detail = f"case {i}: {case_detail}"
@@ -559,19 +752,20 @@ def run_job(job: dict) -> dict:
             # cannot even be compiled would fail each of them the same way.
             if not partial or case_status in (SYNTAX_ERROR,):
                 break
-    last = runs[-1] if runs else {"stdout": "", "stderr": "", "cpu_s": 0.0}
+    last = runs[-1]
     return {
         "id": job.get("id"),
         "status": status,
         "detail": detail,
         "passed": passed,
         "total": total,
-        "stdout": _excerpt(last["stdout"]),
-        "stderr": _excerpt(last["stderr"]),
-        "cpu_s": round(sum(r["cpu_s"] for r in runs), 4),
+        "flags": flags,
+        "stdout": _excerpt(last.output(last.out_r)),
+        "stderr": _excerpt(last.output(last.err_r)),
+        "cpu_s": round(sum(p.status[1] for p in runs), 4),
         "wall_s": round(time.monotonic() - start, 4),
         "clean": _CLEAN["ok"],
-        "starved": any(r.get("starved") for r in runs),
+        "starved": _STARVED["any"],
     }
 
 
@@ -591,8 +785,10 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def main(argv: list[str]) -> int:
-    # The driver's source (sandbox/driver.py) arrives as an argument: the zygote runs it.
-    _ZYGOTE["source"] = argv[1]
+    # argv: the driver's source (sandbox/driver.py), which the zygotes run, then NAME=SOURCE of
+    # each module they install (wire, server, referee).
+    _SOURCES["driver"] = argv[1]
+    _SOURCES["modules"] = [tuple(arg.split("=", 1)) for arg in argv[2:]]
     _harden()
     # The channel lives on descriptors no child ever gets (runs get only what start_run passes).
     chan_in = os.fdopen(os.dup(0), "rb")
