@@ -196,7 +196,7 @@ class Peer:
         ):
             # SystemExit or KeyboardInterrupt inside a call is an error, never an exit; a
             # StopIteration out of a call would end the tests' map() or next() early.
-            return RuntimeError(f"{_clip(base_name)}: {message[:1000]}")
+            return _runtime_error(base_name, message)
         args = None
         if args_node is not None:
             try:
@@ -212,7 +212,7 @@ class Peer:
                 return cls(*attempt)
             except Exception:
                 continue
-        return RuntimeError(f"{_clip(base_name)}: {message[:1000]}")
+        return _runtime_error(base_name, message)
 
     def _copy_back(self, changes: object, args: tuple, kwargs: dict) -> None:
         """Lists, dicts and sets the program changed in place: change the tests' objects too."""
@@ -312,14 +312,21 @@ class Peer:
             if name not in wanted or name in _BUILTIN_NAMES or name.startswith("__"):
                 continue  # a builtin's name would shadow the tests' builtins (abs, all, isinstance...)
             if type(node) is dict and set(node) == {"m"}:
-                module = _stdlib_module(node["m"])
-                if module is not None:
-                    namespace[name] = module  # the referee's own copy, never the program's
+                # `import math` (or `import os.path`, bound to os): the referee's own copy of the
+                # module, never the program's. An alias (`import os as math`) is not the tests' math.
+                if type(node["m"]) is str and node["m"].partition(".")[0] == name:
+                    module = _stdlib_module(name)
+                    if module is not None:
+                        namespace[name] = module
                 continue
             if name in _STDLIB:
                 continue  # `math` bound to something else: the tests' math.isclose must stay math's
             namespace[name] = self._decode(node)
         return namespace
+
+
+def _runtime_error(name: str, message: str) -> RuntimeError:
+    return RuntimeError(f"{_clip(name)}: {message[:1000]}" if message else _clip(name))
 
 
 def _stdlib_module(name: object) -> types.ModuleType | None:
@@ -447,6 +454,20 @@ class _Handle:
         # `x in handle` compares here, item by item, over the program's iteration
         return any(_same(item, x) for x in self)
 
+    def __eq__(self, other: object) -> bool:
+        # Against None or itself identity answers, as for any object; against anything else the
+        # program's __eq__ would decide after seeing the expected value.
+        if other is None or other is self:
+            return other is self
+        self._refuse("compared it with ==")
+
+    def __ne__(self, other: object) -> bool:
+        if other is None or other is self:
+            return other is not self
+        self._refuse("compared it with !=")
+
+    __hash__ = None  # replaced below: hashing is refused, not unhashable
+
 
 def _same(a: object, b: object) -> bool:
     return a is b or a == b
@@ -454,7 +475,7 @@ def _same(a: object, b: object) -> bool:
 
 # Each use of a handle that would let the program decide a test's outcome, and how a reason says it.
 _REFUSED = {
-    "__eq__": "compared it with ==", "__ne__": "compared it with !=", "__lt__": "ordered it with <",
+    "__lt__": "ordered it with <",
     "__le__": "ordered it with <=", "__gt__": "ordered it with >", "__ge__": "ordered it with >=",
     "__hash__": "hashed it", "__bool__": "took its truth value", "__index__": "used it as an integer",
     "__int__": "converted it with int()", "__float__": "converted it with float()",

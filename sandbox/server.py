@@ -54,6 +54,23 @@ class _Probe:
     """Equal only to itself: an object that claims equality with it compares equal to anything."""
 
 
+def _answers(operation) -> bool:
+    """Whether an operation with the probe gives an answer (an honest class raises TypeError)."""
+    try:
+        operation()
+    except TypeError:
+        return False
+    return True
+
+
+# (the dunders one of which the class must define, the probe, what a positive probe means)
+_PROBES = (
+    (("__eq__", "__ne__"), lambda v, p: (v == p) is not False or (v != p) is not True, "compares equal to anything"),
+    (("__lt__", "__le__", "__gt__", "__ge__"), lambda v, p: _answers(lambda: v < p) or _answers(lambda: v > p), "orders against anything"),
+    (("__sub__", "__rsub__", "__add__", "__radd__"), lambda v, p: _answers(lambda: v - p) or _answers(lambda: p - v), "does arithmetic with anything"),
+)
+
+
 def _describe(e: BaseException) -> str:
     try:
         text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -145,8 +162,9 @@ class _Server:
         return {"h": [hid, "object", f"{_article(cls.__name__)} object", note]}
 
     def _gaming(self, value: object) -> str:
-        """What an object does to pass for data, seen from its class: lying about its class, or
-        equality with anything. Only classes from outside the standard library are probed."""
+        """What an object does to pass for data: lie about its class, or compare, order or do
+        arithmetic with an object it cannot know (a fresh probe). Only the operations its class
+        defines are probed; an honest class answers the probe with NotImplemented."""
         cls = type(value)
         try:
             shown = object.__getattribute__(value, "__class__")
@@ -154,15 +172,15 @@ class _Server:
             shown = cls
         if shown is not cls:
             return f"disguises its class as {getattr(shown, '__name__', '?')}"
-        own = [c for c in cls.__mro__ if not wire.from_stdlib(c)]
-        if not any("__eq__" in c.__dict__ or "__ne__" in c.__dict__ for c in own):
-            return ""
         probe = _Probe()
-        try:
-            if (value == probe) is not False or (value != probe) is not True:
-                return "compares equal to anything"
-        except BaseException:
-            pass
+        for names, check, note in _PROBES:
+            if all(getattr(cls, n, None) is getattr(object, n, None) for n in names):
+                continue
+            try:
+                if check(value, probe):
+                    return note
+            except BaseException:
+                pass
         return ""
 
     def _resolve(self, payload: object) -> object:
@@ -208,7 +226,11 @@ class _Server:
                 args = node
         except BaseException:
             pass
-        return [wire.builtin_base(type(e)), self.ids.get(id(type(e))), args, _describe(e)]
+        try:
+            message = str(e)[:_MESSAGE]
+        except BaseException:
+            message = ""
+        return [wire.builtin_base(type(e)), self.ids.get(id(type(e))), args, message]
 
     # --- requests ---
 
