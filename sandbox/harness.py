@@ -675,7 +675,7 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= _EXCERPT else text[: _EXCERPT // 2] + "\n...\n" + text[-_EXCERPT // 2 :]
 
 
-def _tested(job: dict, limits: dict) -> tuple[str, str, int, int, list[str], _Proc]:
+def _tested(job: dict, limits: dict) -> tuple[str, str, int, int, list[str], list[_Proc]]:
     """Tests or call-based cases, run by a referee against the program in its own process."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -694,7 +694,7 @@ def _tested(job: dict, limits: dict) -> tuple[str, str, int, int, list[str], _Pr
         passed = total
     elif status != FAIL and not job.get("partial") or TAMPER in flags:
         passed = 0
-    return status, detail, passed, total, flags, program
+    return status, detail, passed, total, flags, [referee, program]
 
 
 def _shared(job: dict, limits: dict) -> tuple[str, str, int, int, list[str], _Proc]:
@@ -725,8 +725,7 @@ def run_job(job: dict) -> dict:
     _STARVED["any"] = False
     start = time.monotonic()
     if job["kind"] == "calls" or (job["kind"] == "tests" and job.get("isolation", "process") == "process"):
-        status, detail, passed, total, flags, program = _tested(job, limits)
-        runs = [program]
+        status, detail, passed, total, flags, runs = _tested(job, limits)  # the program's run last
     elif job["kind"] == "tests":
         status, detail, passed, total, flags, program = _shared(job, limits)
         runs = [program]
@@ -762,7 +761,7 @@ def run_job(job: dict) -> dict:
         "flags": flags,
         "stdout": _excerpt(last.output(last.out_r)),
         "stderr": _excerpt(last.output(last.err_r)),
-        "cpu_s": round(sum(p.status[1] for p in runs), 4),
+        "cpu_s": round(sum(p.status[1] for p in runs), 4),  # a referee's CPU counts too
         "wall_s": round(time.monotonic() - start, 4),
         "clean": _CLEAN["ok"],
         "starved": _STARVED["any"],
