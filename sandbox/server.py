@@ -143,6 +143,8 @@ class _Server:
         base = wire.data_base(value)
         if base is not None and wire.plain_subclass(value, base):
             return self.encoder.base_value(value, base, depth)
+        if type(value) is bytearray:  # equal to the bytes it holds, as Python compares them
+            return {"b": value.hex()}
         return self._handle(value, self._gaming(value))
 
     def _handle(self, value: object, note: str) -> dict:
