@@ -33,8 +33,8 @@ OWNER_LABEL = "rlvr.sandbox.owner"
 _HERE = Path(__file__).resolve().parent
 _HARNESS = (_HERE / "harness.py").read_text()
 _DRIVER = (_HERE / "driver.py").read_text()
-# The modules the zygotes install (driver.py's `install_modules`), wire first: the others import it.
-_MODULES = [f"{name}={(_HERE / f'{name}.py').read_text()}" for name in ("wire", "server", "referee")]
+# The modules the zygotes install (driver.py's `install_modules`), each after those it imports.
+_MODULES = [f"{name}={(_HERE / f'{name}.py').read_text()}" for name in ("wire", "server", "proxies", "remote", "referee")]
 _STDERR_TAIL = 4000
 
 

@@ -174,7 +174,7 @@ class _Zygote:
 # The driver's source and the module sources it installs (driver.py's `install_modules`), from
 # the harness's command line; which modules each zygote role imports.
 _SOURCES: dict = {"driver": "", "modules": []}
-_ROLE_MODULES = {"program": ("wire", "server"), "referee": ("wire", "referee")}
+_ROLE_MODULES = {"program": ("wire", "server"), "referee": ("wire", "proxies", "remote", "referee")}
 _ZYGOTES: dict[str, _Zygote | None] = {"program": None, "referee": None}
 
 

@@ -1,6 +1,6 @@
 """What crosses between a program and its tests: plain data, in length-prefixed JSON frames.
 
-The tests run in a trusted process (sandbox/referee.py), the program in its own (sandbox/driver.py);
+The tests run in a trusted process (sandbox/referee.py), the program in its own (sandbox/server.py);
 they talk over one socket. Every value that reaches the trusted side passes `Decoder.value`, which
 builds it from the JSON text with exact types only:
 
