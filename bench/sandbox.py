@@ -19,7 +19,7 @@ concurrency, and, one job at a time, the latency and the CPU (program and tests 
 
 crash: runs `jobs` jobs in child processes that each start a pool and are SIGKILLed at a random
 moment (a seeded delay), `kills` times; then starts a new pool, which must find and remove every
-container the dead children left, and checks that no labelled container remains.
+container the dead children left, and checks that none of their containers remains.
 Exits 1 when a verdict is wrong or a container is left behind.
 """
 
@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from sandbox.client import connect  # noqa: E402
 from sandbox.config import JobLimits, SandboxConfig  # noqa: E402
-from sandbox.container import LABEL, Container, owner_id  # noqa: E402
+from sandbox.container import LABEL, OWNER_LABEL, Container, owner_id  # noqa: E402
 from sandbox.runner import FAIL, PASS, SYNTAX_ERROR, TIMEOUT, IOCase, Job, SandboxPool  # noqa: E402
 
 # (correct source, wrong source, name, [(args, result)]): the tests-kind tasks. Each wrong
@@ -214,14 +214,24 @@ for i in itertools.count():
 """
 
 
-def labelled(client) -> list[dict]:
-    return client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
+def labelled(client, owners: set[int]) -> list[dict]:
+    """Sandbox containers whose owner is one of these processes (the daemon may be shared with
+    other users' pools, which come and go meanwhile)."""
+    wanted = {str(pid) for pid in owners}
+    infos = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
+    # the owner label reads host:pid:start-time (sandbox.container.owner_id)
+    return [i for i in infos if _owner_pid(i) in wanted]
+
+
+def _owner_pid(info: dict) -> str:
+    fields = (info.get("Labels") or {}).get(OWNER_LABEL, "").split(":")
+    return fields[1] if len(fields) == 3 else ""
 
 
 def crash(args) -> int:
     rng = random.Random(args.seed)
     client = connect()
-    before = len(labelled(client))
+    children: set[int] = set()
     jobs_done = 0
     start = time.perf_counter()
     k = 0
@@ -230,6 +240,7 @@ def crash(args) -> int:
             [sys.executable, "-c", _CHILD.format(repo=str(REPO), pool_size=args.pool_size)],
             stdout=subprocess.PIPE, text=True,
         )
+        children.add(child.pid)
         target = max(args.jobs - jobs_done, 8) / max(args.kills - k, 1)
         done_here = 0
         if k % 5 == 4:
@@ -249,13 +260,13 @@ def crash(args) -> int:
         child.stdout.close()
         jobs_done += done_here
         k += 1
-        print(f"kill {k}: child SIGKILLed after {done_here} jobs; labelled containers now "
-              f"{len(labelled(client)) - before}")
+        print(f"kill {k}: child SIGKILLed after {done_here} jobs; its containers now "
+              f"{len(labelled(client, children))}")
     time.sleep(args.settle)
-    left_before_start = len(labelled(client)) - before
+    left_before_start = len(labelled(client, children))
     pool = SandboxPool(SandboxConfig(pool_size=1)).start()  # its start removes the orphans
     pool.close()
-    left = len(labelled(client)) - before
+    left = len(labelled(client, children))
     print(f"{jobs_done} jobs in {k} killed children ({time.perf_counter() - start:.0f} s); "
           f"containers left after the kills: {left_before_start} (the daemon auto-removes most), "
           f"after the next pool start: {left}")

@@ -314,22 +314,20 @@ def _run(procs: list[_Proc], limits: dict) -> dict:
         if overflow:
             break
     wall = time.monotonic() - start
+    _drain(primary)
+    # A referee that lost its program reports it "gone"; how the program ended (an exit, a signal,
+    # or not at all) is the program's own doing only if it ended by itself, which it is doing.
+    gone = bool((primary.report()[1] or {}).get("gone")) and not (timed_out or overflow)
     for p in procs:
         if p.status is not None:
             continue
-        if p is not primary and not (timed_out or overflow) and _ended_within(p, 0.05):
-            p.ended_first = True  # ended by itself just as the primary did
+        if gone and _ended_within(p, 0.05):
+            p.ended_first = True
             continue
         p.kill()
         p.collect()
     for p in procs:  # what each wrote before it ended is still in its pipes
-        for fd in p.bufs:
-            while len(p.bufs[fd]) <= p.caps[fd]:
-                chunk = _read(fd)
-                if not chunk:
-                    break
-                p.bufs[fd] += chunk
-            del p.bufs[fd][p.caps[fd]:]
+        _drain(p)
     sel.close()
     for p in procs:
         for fd in p.bufs:
@@ -351,6 +349,17 @@ def _run(procs: list[_Proc], limits: dict) -> dict:
         "at_deadline": at_deadline,
         "wall_s": wall,
     }
+
+
+def _drain(p: _Proc) -> None:
+    """Read what is left in a run's pipes, up to their caps (they do not block)."""
+    for fd in p.bufs:
+        while len(p.bufs[fd]) <= p.caps[fd]:
+            chunk = _read(fd)
+            if not chunk:
+                break
+            p.bufs[fd] += chunk
+        del p.bufs[fd][p.caps[fd]:]
 
 
 def _ended_within(p: _Proc, seconds: float) -> bool:
