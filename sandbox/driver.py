@@ -1,7 +1,7 @@
 """The driver: the zygotes that start every run, and the first code of each run.
 
-The harness starts two zygotes per container (`python3 -I -X utf8 -c <this source> CONTROL_FD
-ROLE MODULE-SOURCES...`): role "program" forks the runs of programs, role "referee" forks the
+The harness starts two zygotes per container (through boot.py, with the modules each role
+imports): role "program" forks the runs of programs, role "referee" forks the
 trusted processes that run tests against them (sandbox/referee.py). For each run the harness sends
 a zygote a small spec (limits, work directory) and the run's descriptors; the zygote forks,
 reports the child's pid, waits for it and reports its exit status. A zygote never reads a job: the
@@ -14,8 +14,8 @@ Forking a warm interpreter instead of starting one is most of the warm pool's sp
 What a program's run does depends on the job:
 - "serve" (tests and call-based cases, the default): sandbox/server.py runs the program and
   answers the referee's calls over a socket; the tests never enter the program's process.
-- "io": `main` runs the program once on its stdin; the harness compares its stdout.
-- "tests" (isolation "shared", an explicit opt-in): `main` runs the tests after the program in
+- "io": `run_program` runs the program once on its stdin; the harness compares its stdout.
+- "tests" (isolation "shared", an explicit opt-in): `run_program` runs the tests after the program in
   the program's own interpreter. A report is written only after the last test statement has run,
   so an early exit is never a pass; but code written to inspect the driver's frames (where the
   nonce lives), or to change what the tests compute (an `__eq__` that always holds), runs with the
@@ -35,9 +35,8 @@ import resource
 import signal
 import socket
 import sys
-import types
 
-__all__ = ["main", "zygote_main", "install_modules"]
+__all__ = ["main", "zygote_main", "run_program"]
 
 PASS, FAIL, SYNTAX_ERROR, RUNTIME_ERROR, MEMORY, BAD_TESTS = (
     "pass", "fail", "syntax_error", "runtime_error", "memory", "bad_tests"
@@ -69,7 +68,7 @@ def _describe(e: BaseException) -> str:
     return text[:1000]
 
 
-def main(job: dict, report_fd: int) -> None:
+def run_program(job: dict, report_fd: int) -> None:
     """Run one job ({"mode", "program", "tests", "partial", "nonce"}); ends the process."""
     nonce = job.pop("nonce")
     # The program may rebind any of these names; the driver keeps its own references.
@@ -274,27 +273,11 @@ def _start_run(spec: dict, fds: list[int], role: str) -> None:
 
             server.serve(job, channel)
         else:
-            main(job, 3)
+            run_program(job, 3)
     finally:
         os._exit(70)  # each of them ends the process itself; reaching here is a driver bug
 
 
-def install_modules(sources: dict[str, str]) -> None:
-    """Make `from sandbox import NAME` work inside the image, where only sources exist."""
-    package = sys.modules.get("sandbox")
-    if package is None:
-        package = types.ModuleType("sandbox")
-        package.__path__ = []
-        sys.modules["sandbox"] = package
-    for name, source in sources.items():
-        module = types.ModuleType(f"sandbox.{name}")
-        module.__file__ = f"sandbox/{name}.py"
-        sys.modules[module.__name__] = module
-        exec(compile(source, module.__file__, "exec"), module.__dict__)
-        setattr(package, name, module)
-
-
-if __name__ == "__main__":
-    # argv: CONTROL_FD ROLE NAME=SOURCE ...: the modules this role imports (sandbox/wire.py first).
-    install_modules(dict(arg.split("=", 1) for arg in sys.argv[3:]))
-    zygote_main(int(sys.argv[1]), sys.argv[2])
+def main(args: list[str], sources: dict[str, str]) -> None:
+    """A zygote: args are CONTROL_FD ROLE (boot.py starts it, with the modules its role imports)."""
+    zygote_main(int(args[0]), args[1])
