@@ -50,6 +50,7 @@ class Peer:
         self._exc_classes: dict[int, type] = {}  # handle id -> the tests' copy of a program exception class
         self._exc_ids: dict[type, int] = {}
         self._callbacks: dict[int, object] = {}
+        self._callback_ids: dict[int, int] = {}  # id(function) -> its callback id
         self._decoder = wire.Decoder(handle=self._handle)
         self._encoder = wire.Encoder(self._outgoing, refs_in_keys=True)
 
@@ -215,8 +216,8 @@ class Peer:
             ref = _stdlib_ref(value)
             if ref is not None:
                 return {"ref": ref}
-            key = len(self._callbacks) + 1
-            self._callbacks[key] = value
+            key = self._callback_ids.setdefault(id(value), len(self._callbacks) + 1)
+            self._callbacks[key] = value  # and kept: its id stays its own
             return {"cb": key}
         module = getattr(type(value), "__module__", "")
         if isinstance(module, str) and module.partition(".")[0] in _STDLIB:

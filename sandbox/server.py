@@ -50,6 +50,9 @@ _FUNCTIONS = (
 )
 
 
+_NOTHING = object()
+
+
 class _Probe:
     """Equal only to itself: an object that claims equality with it compares equal to anything."""
 
@@ -92,7 +95,7 @@ class _Server:
         self.encoder = wire.Encoder(self._other)
         self.decoder = wire.Decoder(handle=self._resolve, extra=self._extra)
         self.flush = (sys.stdout, sys.stderr)
-        self.result: object = None  # the value of the reply being sent
+        self.result: object = _NOTHING  # the value of the "ok" reply being sent, if it is one
 
     # --- the channel ---
 
@@ -104,10 +107,11 @@ class _Server:
                 pass
         try:
             wire.send(self.channel, message)
-        except wire.ProtocolError:  # too large for a frame: the result goes as a handle instead
-            if "ok" not in message:
-                raise
-            wire.send(self.channel, {"ok": self._handle(self.result, "")})
+        except wire.ProtocolError:  # too large for a frame: a result goes as a handle instead
+            if self.result is _NOTHING:
+                wire.send(self.channel, {"raise": ["ValueError", None, None, "a reply too large to send to the tests"]})
+            else:
+                wire.send(self.channel, {"ok": self._handle(self.result, "")})
         except OSError:
             os._exit(0)  # the referee has gone: the job is over
 
@@ -237,6 +241,7 @@ class _Server:
     # --- requests ---
 
     def dispatch(self, message: dict) -> dict:
+        self.result = _NOTHING
         try:
             return self._dispatch(message)
         except SystemExit as e:
@@ -266,7 +271,7 @@ class _Server:
             self.result = result = target(*args, **kwargs)
             reply = {"ok": self.node(result)}
             changed = []
-            for where, arg, before in watched:
+            for where, arg, before in watched if result is None else ():  # in-place APIs return None
                 try:
                     after = self.encoder.node(arg)
                 except (wire.TooBig, wire.Unhashable):

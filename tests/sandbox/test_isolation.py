@@ -180,6 +180,10 @@ HONEST = {
         "from fractions import Fraction\ndef size(f): return len(f.read())\ndef half(q): return str(q / 2)\n",
         "import io\nfrom fractions import Fraction\nassert size(io.StringIO('abc')) == 3\nassert half(Fraction(1, 3)) == '1/6'\n",
     ),
+    "results_too_big_to_cross_are_handles": (  # over a million values, or over a frame's 8 MiB
+        "def many(): return list(range(1_500_000))\ndef wide(): return ['x' * 10_000] * 1000\n",
+        "assert len(many()) == 1_500_000 and many()[-1] == 1_499_999\nassert len(wide()) == 1000 and wide()[0] == 'x' * 10_000\n",
+    ),
     "program_state_persists_across_calls": (
         """
         calls = []
