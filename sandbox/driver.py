@@ -76,14 +76,15 @@ def run_program(job: dict, report_fd: int) -> None:
     stdout, stderr = sys.stdout, sys.stderr
     builtins.exit = builtins.quit = _Quitter()  # the same in every run, whatever the harness's site did
 
-    def finish(status: str, exit_code: int, detail: str = "", **counts: int) -> None:
+    def finish(status: str, exit_code: int, detail: str = "", tamper: bool = False, **counts: int) -> None:
         for stream in (sys.stdout, sys.stderr, stdout, stderr):
             try:
                 stream.flush()
             except BaseException:
                 pass
         # "NONCE done HEX-JSON": parsed by the harness, which trusts no other line.
-        report = {"status": status, "passed": counts.get("passed", 0), "total": counts.get("total", 0), "detail": detail}
+        report = {"status": status, "passed": counts.get("passed", 0), "total": counts.get("total", 0), "detail": detail,
+                  "flags": ["tamper"] if tamper else []}
         try:
             write(report_fd, f"{nonce} done {dumps(report).encode().hex()}\n".encode())
         except OSError:
@@ -134,7 +135,7 @@ def run_program(job: dict, report_fd: int) -> None:
     try:
         run(program, namespace)
     except SystemExit as e:
-        finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) before the tests ran", passed=0, total=total)
+        finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) before the tests ran", True, passed=0, total=total)
     except MemoryError as e:
         finish(MEMORY, 1, _describe(e), passed=0, total=total)
     except BaseException as e:
@@ -147,7 +148,7 @@ def run_program(job: dict, report_fd: int) -> None:
         try:
             run(code, namespace)
         except SystemExit as e:
-            finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) during the tests", passed=passed, total=total)
+            finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) during the tests", True, passed=passed, total=total)
         except MemoryError as e:
             finish(MEMORY, 1, _describe(e), passed=passed, total=total)
         except BaseException as e:

@@ -399,6 +399,8 @@ def _authentic_report(data: bytes, nonce: str) -> tuple[bool, dict | None]:
             and isinstance(found.get("status"), str)
             and all(isinstance(found.get(k), int) for k in ("passed", "total"))
             and isinstance(found.get("detail"), str)
+            and isinstance(found.get("flags", []), list)
+            and all(isinstance(f, str) for f in found.get("flags", []))
         ):
             report = found
     return started, report

@@ -264,3 +264,9 @@ def test_shared_isolation_still_runs_tests_in_the_programs_interpreter(solo_pool
     program = "marker = 1\nclass P:\n    def __init__(self, x): self.x = x\n    def __eq__(self, o): return o.x == self.x\n"
     assert solo_pool.run(Job("tests", program, tests=tests, isolation="shared", limits=LIMITS)).status == PASS
     assert solo_pool.run(Job("tests", program, tests=tests, limits=LIMITS)).status == FAIL
+
+
+@pytest.mark.parametrize("program", ["import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n", "import sys\ndef f(x):\n    sys.exit(0)\n"])
+def test_shared_isolation_flags_an_early_exit_too(solo_pool, program):
+    result = solo_pool.run(Job("tests", program, tests="f(1)\nassert False\n", isolation="shared", limits=LIMITS))
+    assert result.status == FAIL and TAMPER in result.flags, result
