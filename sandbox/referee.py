@@ -136,9 +136,10 @@ def main(job: dict, report_fd: int, channel_fd: int) -> None:
 
 def _run_tests(job: dict, run: _Run, peer: Peer) -> None:
     try:
-        tree = compile(job["tests"], "tests.py", "exec", _ONLY_AST)
+        # dont_inherit: not this file's `from __future__ import annotations`
+        tree = compile(job["tests"], "tests.py", "exec", _ONLY_AST, dont_inherit=True)
         statements = [
-            (compile(_ast.Module(body=[node], type_ignores=[]), "tests.py", "exec"), isinstance(node, _ast.Assert))
+            (compile(_ast.Module(body=[node], type_ignores=[]), "tests.py", "exec", dont_inherit=True), isinstance(node, _ast.Assert))
             for node in tree.body
         ]
         names = referenced_names([code for code, _ in statements])
@@ -148,7 +149,10 @@ def _run_tests(job: dict, run: _Run, peer: Peer) -> None:
     run.total = n_asserts or 1
     partial = bool(job.get("partial"))
 
-    namespace = {"__name__": "__tests__", "__builtins__": builtins}
+    module = types.ModuleType("__tests__")  # registered, as for the program (see server.py)
+    module.__builtins__ = builtins
+    sys.modules[module.__name__] = module
+    namespace = module.__dict__
     namespace.update(peer.start(names))
     peer.stage = "during the tests"
     first_failure: tuple[str, str] | None = None

@@ -94,9 +94,15 @@ class Peer:
             return value
         if set(reply) == {"raise"}:
             raise self._exception(reply["raise"], stop)
+        self._ending(reply)
+        self.broke(f"a reply with keys {sorted(reply)[:5]}")
+
+    def _ending(self, reply: dict) -> None:
+        """A reply that ends the job: the program exited, or its own side saw it game (server.py's _Watch)."""
         if set(reply) == {"exit"}:
             self.fatal(FAIL, f"the program exited (sys.exit({_clip(reply['exit'])})) {self.stage}", tamper=True)
-        self.broke(f"a reply with keys {sorted(reply)[:5]}")
+        if set(reply) == {"tamper"} and type(reply["tamper"]) is str:
+            self.fatal(FAIL, f"the program {_clip(reply['tamper'])} {self.stage}", tamper=True)
 
     def _decode(self, node: object) -> object:
         try:
@@ -253,8 +259,7 @@ class Peer:
             status, detail = reply["error"]
             if status in (SYNTAX_ERROR, RUNTIME_ERROR, MEMORY) and type(detail) is str:
                 self.fatal(status, detail[:1000])
-        if set(reply) == {"exit"}:
-            self.fatal(FAIL, f"the program exited (sys.exit({_clip(reply['exit'])})) before the tests ran", tamper=True)
+        self._ending(reply)
         if set(reply) != {"exports"} or type(reply["exports"]) is not list:
             self.broke("the first reply is not the program's names")
         namespace = {}

@@ -14,7 +14,8 @@ Requests (from the referee), one JSON frame each; "target" is a handle id:
     {"op": "return", "ok" | "raise"}                  the result of a callback the program made
 
 Replies: {"ok": value[, "mut": [[arg, value], ...]]} | {"raise": [builtin base, class handle, args,
-message]} | {"exit": code} | {"exports": [[name, value], ...]} | {"error": [status, detail]};
+message]} | {"exit": code} | {"exports": [[name, value], ...]} | {"error": [status, detail]} |
+{"tamper": what the program did} (see _Watch);
 and, at any time while a request runs, {"cb": id, "args", "kwargs"} to call a function the tests
 passed in.
 
@@ -74,6 +75,51 @@ _PROBES = (
 )
 
 
+# What an honest program has no reason to do, and a gaming one does to reach what tests use.
+_SPYING = {
+    "sys.settrace": "installed a trace hook (sys.settrace)",
+    "sys.setprofile": "installed a profile hook (sys.setprofile)",
+    "sys._current_frames": "walked the interpreter's frames (sys._current_frames)",
+    "gc.get_objects": "searched the interpreter's objects (gc.get_objects)",
+    "gc.get_referrers": "searched the interpreter's objects (gc.get_referrers)",
+    "gc.get_referents": "searched the interpreter's objects (gc.get_referents)",
+}
+_OWN_BUILTINS = frozenset("input print open exit quit help copyright credits license _".split())  # I/O an honest program may rebind
+_TESTED_MODULES = ("math", "cmath", "operator", "statistics", "functools", "itertools", "re", "string", "copy", "json", "random")
+
+
+class _Watch:
+    """What the program did to the interpreter that tests sharing it would use: replaced builtins
+    or functions of the modules tests use, installed a trace or profile hook, searched the
+    interpreter's objects or frames. The tests do not share it, so none of this can make them
+    pass; it is reported as tamper evidence. Seen from inside the program's own process, it is
+    advisory: a program can hide it from itself, never turn it into a pass."""
+
+    def __init__(self) -> None:
+        self.builtins = {k: v for k, v in vars(builtins).items() if k not in _OWN_BUILTINS}
+        self.events: list[str] = []
+        sys.addaudithook(self._audit)
+
+    def _audit(self, event: str, args: tuple) -> None:
+        if event in _SPYING and not self.events:
+            self.events.append(_SPYING[event])
+
+    def seen(self, modules: bool = False) -> str:
+        """The first attempt seen so far ("" if none); `modules`: look through the tested modules too."""
+        if self.events:
+            return self.events[0]
+        current = vars(builtins)
+        for name, value in self.builtins.items():
+            if current.get(name, _NOTHING) is not value:
+                return f"replaced builtins.{name}"
+        for name in _TESTED_MODULES if modules else ():
+            for attr, value in list(vars(sys.modules.get(name, _Probe)).items()):
+                code = getattr(value, "__code__", None) if type(value) is types.FunctionType else None
+                if code is not None and code.co_filename == "solution.py":
+                    return f"replaced {name}.{attr}"
+        return ""
+
+
 def _describe(e: BaseException) -> str:
     try:
         text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -96,6 +142,7 @@ class _Server:
         self.decoder = wire.Decoder(handle=self._resolve, extra=self._extra)
         self.flush = (sys.stdout, sys.stderr)
         self.result: object = _NOTHING  # the value of the "ok" reply being sent, if it is one
+        self.watch: _Watch | None = None
 
     # --- the channel ---
 
@@ -125,7 +172,9 @@ class _Server:
                 if until_return:
                     return message
                 continue
-            self.reply(self.dispatch(message))
+            answer = self.dispatch(message)
+            seen = self.watch.seen() if self.watch is not None else ""
+            self.reply({"tamper": seen} if seen else answer)
 
     def reply_nothing(self) -> None:
         for stream in self.flush:
@@ -346,12 +395,20 @@ def serve(job: dict, channel: int) -> None:
     names = [n for n in start.get("names", []) if type(n) is str]
     builtins.exit = builtins.quit = _Quitter()
     sys.argv = ["solution.py"]
+    server.watch = _Watch()
     try:
-        program = compile(job["program"], "solution.py", "exec")
+        # dont_inherit: not this file's `from __future__ import annotations`, which would turn the
+        # program's annotations into strings (and break its dataclasses)
+        program = compile(job["program"], "solution.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as e:  # ValueError: a NUL byte
         server.reply({"error": ["syntax_error", _describe(e)]})
         server.reply_nothing()
-    namespace = {"__name__": "__solution__", "__builtins__": builtins}
+    # A module of its own in sys.modules, as an imported program would have (dataclasses, pickle and
+    # typing look their classes' modules up there).
+    module = types.ModuleType("__solution__")
+    module.__builtins__ = builtins
+    sys.modules[module.__name__] = module
+    namespace = module.__dict__
     try:
         exec(program, namespace)
     except SystemExit as e:
@@ -368,6 +425,10 @@ def serve(job: dict, channel: int) -> None:
         except BaseException:
             pass
         server.reply({"error": ["runtime_error", f"while running the program: {_describe(e)}"]})
+        server.reply_nothing()
+    seen = server.watch.seen(modules=True)
+    if seen:
+        server.reply({"tamper": seen})
         server.reply_nothing()
     exports = []
     for name in names:

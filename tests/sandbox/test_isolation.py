@@ -184,6 +184,49 @@ HONEST = {
         "def many(): return list(range(1_500_000))\ndef wide(): return ['x' * 10_000] * 1000\n",
         "assert len(many()) == 1_500_000 and many()[-1] == 1_499_999\nassert len(wide()) == 1000 and wide()[0] == 'x' * 10_000\n",
     ),
+    "everyday_machinery_is_not_tamper": (  # none of it is what the watch on the program's process flags
+        """
+        import builtins, dataclasses, enum, functools, gc, inspect, sys, threading, typing
+        from collections import namedtuple
+        sys.setrecursionlimit(10_000)
+        input = sys.stdin.readline
+        builtins.print = functools.partial(print, flush=True)
+        gc.collect()
+        Pair = namedtuple("Pair", "a b")
+        class Colour(enum.Enum):
+            RED = 1
+        @dataclasses.dataclass(frozen=True)
+        class Box:
+            size: int
+        class Row(typing.NamedTuple):
+            x: int
+        @functools.lru_cache(None)
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+        def arity(f): return len(inspect.signature(f).parameters)
+        def threaded():
+            out = []
+            t = threading.Thread(target=out.append, args=(fib(30),))
+            t.start()
+            t.join()
+            return out[0] + Box(1).size + Row(2).x + Pair(3, 4).b + Colour.RED.value
+        """,
+        "assert threaded() == 832040 + 1 + 2 + 4 + 1\nassert arity(lambda a, b: 0) == 2\n",
+    ),
+    "future_annotations_and_dataclasses": (  # the program's module is in sys.modules, as imported code's is
+        """
+        from __future__ import annotations
+        import dataclasses, pickle
+        @dataclasses.dataclass(order=True)
+        class Item:
+            weight: int
+            name: str = ""
+        def heaviest(pairs: list[tuple[int, str]]) -> str:
+            return max(Item(w, n) for w, n in pairs).name
+        def round_trip(w): return pickle.loads(pickle.dumps(Item(w))).weight
+        """,
+        "assert heaviest([(1, 'a'), (3, 'b'), (2, 'c')]) == 'b'\nassert round_trip(5) == 5\n",
+    ),
     "program_state_persists_across_calls": (
         """
         calls = []
