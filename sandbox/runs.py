@@ -26,6 +26,7 @@ _PYTHON = "/usr/bin/python3"
 _ZYGOTE_TIMEOUT_S = 10.0
 _MAX_WALL_FACTOR = 10.0  # a run ends by 10x its deadline, however loaded the machine
 _LIBC = ctypes.CDLL(None, use_errno=True)
+SETUP_FAILED = 126  # the exit status of a run whose set-up failed (driver.py's _start_run)
 
 
 def _oom_kills() -> int | None:
@@ -279,7 +280,11 @@ def run(procs: list[Proc], limits: dict) -> dict:
     reset()
     oom_after = _oom_kills()
     for p in procs:
-        if not p.report()[0] and p.status[0] is not None and not p.killed:
+        # A run that ended before saying "started" exited from its set-up (status 126): the sandbox
+        # failed. One killed meanwhile was killed by another run (a program that kills every
+        # process it can as it starts may catch its referee before that line): the job's verdict.
+        ws = p.status[0]
+        if not p.report()[0] and ws is not None and os.WIFEXITED(ws) and os.WEXITSTATUS(ws) == SETUP_FAILED:
             raise RuntimeError(
                 f"a {p.role} run could not be set up (wait status {p.status[0]}): {bytes(p.bufs[p.err_r][-500:])!r}"
             )
