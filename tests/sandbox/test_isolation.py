@@ -313,3 +313,38 @@ def test_shared_isolation_still_runs_tests_in_the_programs_interpreter(solo_pool
 def test_shared_isolation_flags_an_early_exit_too(solo_pool, program):
     result = solo_pool.run(Job("tests", program, tests="f(1)\nassert False\n", isolation="shared", limits=LIMITS))
     assert result.status == FAIL and TAMPER in result.flags, result
+
+
+def test_nothing_of_the_test_runner_is_reachable_from_the_program(solo_pool):
+    """Its memory, descriptors, environment and frames: /proc, ptrace and process_vm_readv all refuse."""
+    probe = textwrap.dedent(
+        """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        me, launcher = os.getpid(), os.getppid()
+        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me, launcher)]
+        reached = []
+        for pid in others:
+            for name in ("mem", "environ", "maps", "fd/0", "fd/1", "fd/3", "fd/4", "cwd", "root", "stack"):
+                for mode in (os.O_RDONLY, os.O_WRONLY):
+                    try:
+                        os.close(os.open(f"/proc/{pid}/{name}", mode))
+                        reached.append(f"{pid}/{name}/{mode}")
+                    except OSError:
+                        pass
+            try:
+                os.listdir(f"/proc/{pid}/fd")
+                reached.append(f"{pid}/fd listing")
+            except OSError:
+                pass
+            if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+                reached.append(f"{pid} ptrace")
+            buf = ctypes.create_string_buffer(8)
+            local = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 8)
+            remote = (ctypes.c_void_p * 2)(0x400000, 8)
+            if libc.process_vm_readv(pid, local, 1, remote, 1, 0) >= 0 or ctypes.get_errno() != 1:  # EPERM
+                reached.append(f"{pid} process_vm_readv errno {ctypes.get_errno()}")
+        """
+    )
+    result = solo_pool.run(Job("tests", probe, tests="assert len(others) == 2, others\nassert reached == [], reached\n", limits=LIMITS))
+    assert result.status == PASS, result
