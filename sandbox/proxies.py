@@ -27,11 +27,11 @@ class CannotCross(BaseException):
 
 class _Handle:
     """A program object the tests hold. Each use below is a call into the program; comparisons,
-    hashing, truth, arithmetic and containment are refused (see `Peer.refuse`)."""
+    hashing, truth and arithmetic are refused (`_refuse`); containment iterates here."""
 
     __slots__ = ("_peer", "_id", "_desc", "__weakref__")
 
-    def __init__(self, peer: Peer, hid: int, desc: str):
+    def __init__(self, peer: object, hid: int, desc: str):  # peer: a remote.Peer
         object.__setattr__(self, "_peer", peer)
         object.__setattr__(self, "_id", hid)
         object.__setattr__(self, "_desc", desc)
