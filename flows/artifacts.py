@@ -19,6 +19,8 @@ __all__ = [
     "stage_summary_markdown",
     "campaign_table",
     "publish_stage_artifacts",
+    "guard_markdown",
+    "publish_guard_artifact",
     "publish_campaign_artifact",
 ]
 
@@ -151,3 +153,19 @@ def publish_campaign_artifact(rounds: list[dict[str, Any]], key: str | None = No
     from prefect.artifacts import create_table_artifact
 
     create_table_artifact(campaign_table(rounds), key=key, description="campaign: held-out accuracy per round")
+
+
+def guard_markdown(stage: str, reason: str, rows: list[dict[str, Any]]) -> str:
+    """Why a run-health guard stopped a stage, with the last logged step."""
+    parts = [f"# {stage} stopped by a run-health guard", reason.split(": ", 1)[-1] if "exited with code" in reason else reason]
+    if rows:
+        last = metrics_table(rows)[-1]
+        parts.append("## Last step\n\n" + _md_table([{"metric": k, "value": v} for k, v in last.items()]))
+    return "\n\n".join(parts) + "\n"
+
+
+def publish_guard_artifact(stage: str, stage_dir: Path, reason: str) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    rows = read_metrics(Path(stage_dir) / "metrics.jsonl")
+    create_markdown_artifact(guard_markdown(stage, reason, rows), description=f"{stage}: stopped by a run-health guard")

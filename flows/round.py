@@ -26,8 +26,8 @@ from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
-from errors import PipelineError
-from flows.artifacts import publish_stage_artifacts
+from errors import EXIT_RUN_HEALTH, PipelineError
+from flows.artifacts import publish_guard_artifact, publish_stage_artifacts
 from flows.execution import ExecutionConfig
 from flows.launch import StageFailed, quiet_expected_failures, run_stage_subprocess, stage_command
 from pipeline.config import RunConfig
@@ -86,8 +86,13 @@ def run_stage(stage: str, config: RunConfig, config_file: str, init: str | None,
     logger.info("launching %s", " ".join(cmd))
     slot = (concurrency(execution.concurrency_limit, occupy=1, lease_duration=_LEASE_S)
             if execution.concurrency_limit else nullcontext())
-    with slot:
-        result = run_stage_subprocess(cmd, execution.stage_timeout_s, log_line=logger.info)
+    try:
+        with slot:
+            result = run_stage_subprocess(cmd, execution.stage_timeout_s, log_line=logger.info)
+    except StageFailed as failure:
+        if failure.returncode == EXIT_RUN_HEALTH:  # the UI shows why the stage stopped, beside its metrics
+            publish_guard_artifact(stage, config.output_path / spec.directory, str(failure))
+        raise
     publish_stage_artifacts(stage, config.output_path / spec.directory, result)
     return result
 

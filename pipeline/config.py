@@ -378,19 +378,41 @@ class EvalConfig(_Strict):
 
 
 class GuardsConfig(_Strict):
-    """Run-health guards: a stage stops with the guard's reason (exit 3, never retried) when a
-    measure stays past its threshold over the last `window` steps. The defaults never fire on a
-    healthy run; None switches a guard off."""
+    """Run-health guards: a stage stops with the guard's reason (exit 3, never retried; its
+    checkpoints stay) when a step measure, averaged over the last `window` steps, passes its
+    threshold. None switches a guard off. The two guards on by default (masked verdicts, steps
+    without any signal) and the non-finite check never fire on a healthy run; the others are off
+    until a run sets them."""
 
+    window: int = Field(20, ge=1, le=100_000, description="Steps the guards average over (they wait for a full window)")
     masked_share: float | None = Field(
-        0.5, gt=0, le=1, description="Stop when more than this share of the verdicts of the last `window` steps "
-        "was masked (timeout or error): the verifier is broken, not the model wrong"
+        0.5, gt=0, le=1, description="Stop when more than this share of the verdicts was masked (timeout or "
+        "error): the verifier is broken, not the model wrong"
     )
     no_signal_share: float | None = Field(
-        0.95, gt=0, le=1, description="Stop when more than this share of the last `window` steps kept no group "
-        "with a learning signal (GRPO: every group's rewards equal, or masked)"
+        0.95, gt=0, le=1, description="Stop when more than this share of the steps kept no group with a "
+        "learning signal (GRPO: every group's rewards equal, or masked)"
     )
-    window: int = Field(20, ge=1, le=100_000, description="Steps the guards look back over (they wait for a full window)")
+    no_signal_group_share: float | None = Field(
+        None, gt=0, le=1, description="Stop when more than this share of the groups carried no learning signal "
+        "(GRPO; a softer form of no_signal_share)"
+    )
+    truncated_share: float | None = Field(
+        None, gt=0, le=1, description="Stop when more than this share of the completions ran out of "
+        "rollout.max_new_tokens (rambling, or a length budget too small)"
+    )
+    kl_max: float | None = Field(
+        None, gt=0, description="Stop when the logged KL to the reference (GRPO: per token; PPO: per sequence) "
+        "averages above this: the policy drifts away"
+    )
+    reward_drop: float | None = Field(
+        None, gt=0, description="Stop when the mean reward falls more than this below its best (both averaged "
+        "over the window): reward collapse"
+    )
+    nonfinite: bool = Field(
+        True, description="Stop at the first step whose loss or gradient norm is NaN or infinite: the weights "
+        "are poisoned from then on (no window)"
+    )
 
 
 class RunConfig(_Strict):
@@ -409,6 +431,11 @@ class RunConfig(_Strict):
     verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers that get every metrics.jsonl row, through accelerate (tensorboard: "
+        "<output_dir>/tensorboard/<stage>; the others need their package: pip install rlvr-pipeline[trackers])",
+    )
     stages: list[StageName] = Field(
         default_factory=lambda: ["sft", "grpo", "evaluate"], min_length=1, description="Stages of a round"
     )

@@ -67,3 +67,13 @@ def test_campaign_table_rows():
         {"round": 1, "best_stage": "grpo", "accuracy": 0.12346, "gain": None, "checkpoint": "r1", "flow_run": "a"},
         {"round": 2, "best_stage": "grpo", "accuracy": 0.2, "gain": 0.076543, "checkpoint": "r2", "flow_run": "b"},
     ]
+
+
+def test_a_tripped_guard_shows_its_reason_and_the_last_step():
+    from flows.artifacts import guard_markdown
+
+    reason = ("pipeline.trainers.grpo exited with code 3 after 6 s: grpo stopped by the run-health guard: "
+              "100% of the verdicts of the last 5 steps were masked")
+    md = guard_markdown("grpo", reason, [{"step": 5, "verdict_error": 32, "reward_mean": None}])
+    assert md.startswith("# grpo stopped by a run-health guard\n\ngrpo stopped by the run-health guard: 100%")
+    assert "exited with code" not in md and "| verdict_error | 32 |" in md
