@@ -144,9 +144,20 @@ def progress_bar(ctx: StageContext, total: int, initial: int):
     from tqdm.auto import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr,
+    return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr if interactive else _Lines(),
                 disable=not ctx.accelerator.is_main_process, mininterval=0.2 if interactive else 10,
                 dynamic_ncols=interactive)
+
+
+class _Lines:
+    """stderr for a progress bar in a log: each redraw ends its line, so a later message (an error)
+    starts a line of its own instead of trailing the bar's last state."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text.replace("\r", "\n"))
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 class Stopwatch:
