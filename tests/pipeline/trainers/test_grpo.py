@@ -159,3 +159,24 @@ def test_sigkilled_run_resumes_at_the_saved_step_and_matches_an_uninterrupted_ru
     b = load_file(str(straight / "grpo" / "final" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+
+
+def test_the_truncation_guard_stops_a_run_whose_completions_all_run_out(tiny_cfg):
+    # An untrained tiny model almost never says its end token within 6 tokens.
+    cfg = tiny_cfg.model_copy(update={"grpo": tiny_cfg.grpo.model_copy(update={"steps": 20}),
+                                      "guards": tiny_cfg.guards.model_copy(update={"window": 3, "truncated_share": 0.5,
+                                                                                    "no_signal_share": None})})
+    with pytest.raises(RunHealthError, match=r"grpo stopped by the run-health guard: \d+% of the completions ran out"):
+        train_grpo(cfg)
+    assert len([r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]) == 3
+
+
+def test_the_kl_guard_stops_a_policy_that_drifts_from_its_reference(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "length", LengthVerifier)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "length"}),
+        "grpo": tiny_cfg.grpo.model_copy(update={"steps": 20, "beta": 0.04, "lr": 1e-2}),
+        "guards": tiny_cfg.guards.model_copy(update={"window": 3, "kl_max": 1e-6}),
+    })
+    with pytest.raises(RunHealthError, match=r"KL to the reference averaged .* above guards.kl_max=1e-06"):
+        train_grpo(cfg)
