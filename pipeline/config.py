@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator
+from pydantic_core import core_schema
 
 from errors import ConfigError
 
@@ -23,7 +24,9 @@ __all__ = [
     "DataSourceConfig",
     "DatasetTaskConfig",
     "TaskConfig",
+    "HFRolloutConfig",
     "RolloutConfig",
+    "StageName",
     "SFTConfig",
     "GRPOConfig",
     "PreferenceDataConfig",
@@ -33,20 +36,69 @@ __all__ = [
     "KTOConfig",
     "VerifiersConfig",
     "EvalConfig",
+    "GuardsConfig",
+    "SFTLikelihoodGuardSet",
+    "TaskGuardSet",
+    "GatesConfig",
     "RunConfig",
     "load_config",
+    "config_from_dict",
     "apply_overrides",
     "config_hash",
     "CampaignConfig",
 ]
 
 Schedule = Literal["constant", "linear", "cosine"]
-Stage = Literal["sft", "reward_model", "ppo", "dpo", "kto", "grpo", "evaluate"]
+
+
+class _StageNameType:
+    """A stage name, checked against the stage table when a config is validated (so a stage added
+    to the table at run time is accepted), and offered as a choice of the table's names in the
+    JSON schema the Prefect form is drawn from.
+
+    A stage's own process reads its config with `check_stages=False`: the round flow that
+    launched it has checked the list, and the process knows only its own row for sure."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.with_info_after_validator_function(_known_stage, core_schema.str_schema())
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        from pipeline.stages import STAGES, load_plugin_stages
+
+        load_plugin_stages()
+        return {"type": "string", "enum": list(STAGES)}
+
+
+def _known_stage(name: str, info: ValidationInfo) -> str:
+    from pipeline.stages import STAGES, load_plugin_stages
+
+    if info.context is not None and not info.context.get("check_stages", True):
+        return name
+    load_plugin_stages()
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
+    return name
+
+
+StageName = Annotated[str, _StageNameType]
+
+
+def _unions_as_any_of(schema: dict[str, Any]) -> None:
+    """Write each "one of several kinds" field as `anyOf`: the Prefect UI draws an `anyOf` as a
+    choice of forms (it leaves `oneOf` + discriminator as a raw JSON box); the `kind` / `backend`
+    constants still tell the choices apart when the server validates."""
+    for prop in schema.get("properties", {}).values():
+        for node in (prop, prop.get("items") or {}):
+            if "oneOf" in node:
+                node["anyOf"] = node.pop("oneOf")
+                node.pop("discriminator", None)
 
 
 class _Strict(BaseModel):
     # A misspelt key is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_unions_as_any_of)
 
 
 class TinyModelConfig(_Strict):
@@ -58,6 +110,19 @@ class TinyModelConfig(_Strict):
     num_heads: int = Field(4, ge=1, le=64, description="Attention heads (must divide hidden_size)")
     max_positions: int = Field(128, ge=16, le=32768, description="Longest sequence the model takes")
     vocab_size: int = Field(320, ge=270, le=65536, description="Tokenizer vocabulary: 256 bytes, specials, then BPE merges (digits never merge)")
+
+    @field_validator("num_heads")
+    @classmethod
+    def _heads_divide_the_width(cls, heads: int, info: ValidationInfo) -> int:
+        hidden = info.data.get("hidden_size")
+        if hidden is None:  # hidden_size itself failed: that error is reported
+            return heads
+        if hidden % heads:
+            raise ValueError(f"{heads} heads must divide hidden_size ({hidden})")
+        if (hidden // heads) % 2:
+            raise ValueError(f"each head's width, hidden_size / num_heads = {hidden // heads}, must be even "
+                             "(rotary embeddings rotate pairs of dimensions)")
+        return heads
 
 
 class ModelConfig(_Strict):
@@ -90,6 +155,30 @@ class ArithmeticTaskConfig(_Strict):
     seed: int = Field(1234, description="Seed of the problem generator (independent of the run seed)")
     verifier: str = Field("math", description="Verifier that scores the answers")
 
+    @property
+    def distinct_problems(self) -> int:
+        """How many different problems the settings can generate."""
+        return _arithmetic_space(self.operations, self.max_operand, self.num_operands)
+
+    @field_validator("eval_size")
+    @classmethod
+    def _problem_space_is_large_enough(cls, eval_size: int, info: ValidationInfo) -> int:
+        if not {"operations", "max_operand", "num_operands", "sft_size"} <= set(info.data):
+            return eval_size  # one of them failed: that error is reported
+        d = info.data
+        space = _arithmetic_space(d["operations"], d["max_operand"], d["num_operands"])
+        if eval_size + d["sft_size"] > space or eval_size >= space:
+            raise ValueError(
+                f"the task's settings give {space} distinct problems, too few for {eval_size} held-out plus "
+                f"sft_size={d['sft_size']} demonstrations with RL prompts left over; raise max_operand or "
+                "num_operands, or lower eval_size / sft_size"
+            )
+        return eval_size
+
+
+def _arithmetic_space(operations: list[str], max_operand: int, num_operands: int) -> int:
+    return (max_operand + 1) ** num_operands * len(set(operations)) ** (num_operands - 1)
+
 
 class DataSourceConfig(_Strict):
     """One dataset: a local JSONL/JSON/parquet/CSV file, or a hub dataset id."""
@@ -118,18 +207,40 @@ class DatasetTaskConfig(_Strict):
     seed: int = Field(1234, description="Seed for the held-out carve")
 
 
-TaskConfig = Annotated[Union[ArithmeticTaskConfig, DatasetTaskConfig], Field(discriminator="kind")]
+def _kind_or(default: str, key: str = "kind"):
+    """A discriminator that reads `key` and takes `default` when it goes unsaid."""
+
+    def tag(value: Any) -> str:
+        return value.get(key, default) if isinstance(value, dict) else getattr(value, key, default)
+
+    tag.__name__ = key  # pydantic names it in its message: "found using kind()"
+    return Discriminator(tag)
 
 
-class RolloutConfig(_Strict):
-    """How completions are sampled."""
+# The built-in task's kind may go unsaid.
+TaskConfig = Annotated[Union[Annotated[ArithmeticTaskConfig, Tag("arithmetic")], Annotated[DatasetTaskConfig, Tag("dataset")]],
+                       _kind_or("arithmetic")]
 
-    backend: Literal["hf"] = Field("hf", description="'hf': transformers generate (CPU default)")
+
+class _RolloutBase(_Strict):
+    """Sampling settings every rollout backend shares."""
+
     temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass")
     max_new_tokens: int = Field(16, ge=1, le=32768, description="Longest completion")
     min_new_tokens: int = Field(0, ge=0, description="Suppress EOS before this many tokens (benchmarks use it)")
+
+
+class HFRolloutConfig(_RolloutBase):
+    """Rollouts with transformers `generate`, in the trainer's process, on the policy module itself
+    (the CPU default: a weight sync costs nothing)."""
+
+    backend: Literal["hf"] = Field("hf", description="'hf': transformers generate, colocated (CPU default)")
     batch_size: int = Field(512, ge=1, description="Sequences per generate call")
+
+
+# One of several engines, by `backend`; each brings its own fields.
+RolloutConfig = Annotated[Union[Annotated[HFRolloutConfig, Tag("hf")]], _kind_or("hf", "backend")]
 
 
 class _OptimConfig(_Strict):
@@ -217,6 +328,10 @@ class PPOConfig(_OptimConfig):
     """PPO with a separate critic, KL-shaped per-token rewards and GAE (Ouyang et al. 2022)."""
 
     lr: float = Field(1e-4, gt=0, le=1, description="Policy learning rate (AdamW)")
+    verifier: str = Field(
+        "reward_model", min_length=1, description="Verifier whose reward PPO maximises: the trained reward "
+        "model, or any verifier (math, code, a plugin) for PPO on verifiable rewards"
+    )
     critic_lr: float = Field(1e-3, gt=0, le=1, description="Critic learning rate (AdamW)")
     critic_init: Literal["reward_model", "policy"] = Field(
         "reward_model", description="Start the critic from the reward model (InstructGPT) or the policy's backbone"
@@ -289,12 +404,110 @@ class EvalConfig(_Strict):
     batch_size: int = Field(512, ge=1, description="Prompts per generate call")
 
 
+class GuardsConfig(_Strict):
+    """Run-health guards: a stage stops with the guard's reason (exit 3, never retried; its
+    checkpoints stay) when a step measure, averaged over the last `window` steps, passes its
+    threshold. None switches a guard off. The two guards on by default (masked verdicts, steps
+    without any signal) and the non-finite check never fire on a healthy run; the others are off
+    until a run sets them."""
+
+    window: int = Field(20, ge=1, le=100_000, description="Steps the guards average over (they wait for a full window)")
+    masked_share: float | None = Field(
+        0.5, gt=0, le=1, description="Stop when more than this share of the verdicts was masked (timeout or "
+        "error): the verifier is broken, not the model wrong"
+    )
+    no_signal_share: float | None = Field(
+        0.95, gt=0, le=1, description="Stop when more than this share of the steps kept no group with a "
+        "learning signal (GRPO: every group's rewards equal, or masked)"
+    )
+    no_signal_group_share: float | None = Field(
+        None, gt=0, le=1, description="Stop when more than this share of the groups carried no learning signal "
+        "(GRPO; a softer form of no_signal_share)"
+    )
+    truncated_share: float | None = Field(
+        None, gt=0, le=1, description="Stop when more than this share of the completions ran out of "
+        "rollout.max_new_tokens (rambling, or a length budget too small)"
+    )
+    kl_max: float | None = Field(
+        None, gt=0, description="Stop when the logged KL to the reference (GRPO: per token; PPO: per sequence) "
+        "averages above this: the policy drifts away"
+    )
+    reward_drop: float | None = Field(
+        None, gt=0, description="Stop when the mean reward falls more than this below its best (both averaged "
+        "over the window): reward collapse"
+    )
+    nonfinite: bool = Field(
+        True, description="Stop at the first step whose loss or gradient norm is NaN or infinite: the weights "
+        "are poisoned from then on (no window)"
+    )
+
+
+class SFTLikelihoodGuardSet(_Strict):
+    """A guard evaluation set: the mean token log-likelihood of the task's SFT demonstrations, the
+    alignment tax of RL on them (higher is better)."""
+
+    kind: Literal["sft_likelihood"] = "sft_likelihood"
+    name: str = Field("sft_likelihood", min_length=1, description="Name in the registry and the gate's report")
+    tolerance: float = Field(0.1, ge=0, description="Largest drop (nats per token) below the promoted model's value")
+    limit: int = Field(256, ge=1, description="Demonstrations measured")
+
+
+class TaskGuardSet(_Strict):
+    """A guard evaluation set: held-out accuracy on a second task or dataset, with its verifier."""
+
+    kind: Literal["task"] = "task"
+    name: str = Field(..., min_length=1, description="Name in the registry and the gate's report")
+    task: TaskConfig = Field(..., description="The second task (its held-out split is measured)")
+    tolerance: float = Field(0.02, ge=0, le=1, description="Largest drop in accuracy below the promoted model's")
+
+
+GuardSetConfig = Annotated[Union[SFTLikelihoodGuardSet, TaskGuardSet], Field(discriminator="kind")]
+
+
+class GatesConfig(_Strict):
+    """When a campaign promotes a round's best model: the `gate` stage measures it, and every gate
+    must pass against the last promoted model (or, before any promotion, the model the campaign
+    started from)."""
+
+    margin: float = Field(
+        0.0, ge=-1, le=1, description="Held-out metric needed: the last promoted model's plus this"
+    )
+    guard_sets: list[GuardSetConfig] = Field(
+        default_factory=list, description="Evaluation sets on which no regression beyond their tolerance is allowed"
+    )
+    kl_max: float | None = Field(
+        None, gt=0, description="Largest KL (nats per token) from the reference, on samples of held-out prompts; None: no bound"
+    )
+    kl_reference: Literal["start", "promoted"] = Field(
+        "start", description="The KL's reference: the campaign's starting model, or the last promoted one"
+    )
+    kl_prompts: int = Field(64, ge=1, le=100_000, description="Held-out prompts sampled for the KL estimate")
+
+
+class CampaignConfig(_Strict):
+    """Rounds in a loop, unattended: each starts from the last promoted model; its best checkpoint
+    (by held-out accuracy) is promoted when it passes `gates`, else rejected and the next round
+    starts from the last promoted model again."""
+
+    rounds: int = Field(3, ge=1, le=1000, description="Rounds to run (K)")
+    patience: int | None = Field(
+        None, ge=1, description="Stop after this many rounds in a row without a promotion; None: run all rounds"
+    )
+    later_stages: list[StageName] | None = Field(
+        None, min_length=1, description="Stages of rounds 2..K (e.g. ['grpo', 'evaluate']); default: `stages`"
+    )
+    init: str | None = Field(None, description="Model the first round starts from; default: model.name of the config")
+    round_overrides: dict[int, list[str]] = Field(
+        default_factory=dict, description="Overrides (key.sub=value) for single rounds, by round number"
+    )
+
+
 class RunConfig(_Strict):
     """One run: every stage's settings, the output directory and the seed."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     task: TaskConfig = Field(default_factory=ArithmeticTaskConfig)
-    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    rollout: RolloutConfig = Field(default_factory=HFRolloutConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     preference: PreferenceDataConfig = Field(default_factory=PreferenceDataConfig)
@@ -304,7 +517,15 @@ class RunConfig(_Strict):
     kto: KTOConfig = Field(default_factory=KTOConfig)
     verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    stages: list[Stage] = Field(
+    guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    campaign: CampaignConfig = Field(default_factory=CampaignConfig)
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers that get every metrics.jsonl row, through accelerate (tensorboard: "
+        "<output_dir>/tensorboard/<stage>; the others need their package: pip install rlvr-pipeline[trackers])",
+    )
+    stages: list[StageName] = Field(
         default_factory=lambda: ["sft", "grpo", "evaluate"], min_length=1, description="Stages of a round"
     )
     output_dir: str = Field("runs/tiny", min_length=1, description="Where checkpoints and metrics go")
@@ -343,17 +564,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+# Fields that are one of several kinds: pydantic puts the kind's tag in an error's location.
+_UNION_FIELDS = ("task", "rollout", "guard_sets")
+_UNION_TAGS = ("arithmetic", "dataset", "hf", "sft_likelihood", "task")
+
+
 def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    loc: list[Any] = []
+    previous, skipped = None, False
+    for part in error["loc"]:
+        union_item = previous in _UNION_FIELDS or (isinstance(previous, int) and "guard_sets" in loc)
+        skipped = union_item and part in _UNION_TAGS and not skipped  # "task.arithmetic.x" -> "task.x"
+        if not skipped:
+            loc.append(part)
+        previous = part
+    where = ".".join(str(p) for p in loc) or "(top level)"
     got = error.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"field {where}: {error['msg']}{shown}"
+    shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"field {where}: {message}{shown}"
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                check_stages: bool = True) -> RunConfig:
     """Read a RunConfig from YAML (or defaults when path is None) with overrides on top.
 
-    A bad file or value raises ConfigError naming the file and the field path.
+    A bad file or value raises ConfigError naming the file and the field path. `check_stages`
+    False leaves the stage names unchecked (a stage's own process: its flow checked them).
     """
     source = str(path) if path is not None else "defaults"
     data: dict[str, Any] = {}
@@ -368,10 +605,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     apply_overrides(data, list(overrides or []))
-    if isinstance(data.get("task"), dict):
-        data["task"].setdefault("kind", "arithmetic")  # the default task's kind may go unsaid
+    return config_from_dict(data, source, check_stages)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config", check_stages: bool = True) -> RunConfig:
+    """Validate a config given as plain data; a bad value raises ConfigError naming `source` and
+    the field path."""
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={"check_stages": check_stages})
     except ValidationError as e:
         lines = "; ".join(_describe(err) for err in e.errors())
         raise ConfigError(f"{source}: {lines}") from None
@@ -383,15 +624,3 @@ def config_hash(model: BaseModel) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class CampaignConfig(_Strict):
-    """Rounds in a loop: each starts from the previous round's best checkpoint by held-out
-    accuracy; the loop stops after `rounds`, or as soon as a round gains less than `min_gain`."""
-
-    rounds: int = Field(3, ge=1, le=1000, description="Most rounds to run (K)")
-    min_gain: float = Field(
-        0.0, ge=0, le=1, description="Stop when a round improves the best held-out accuracy by less than this"
-    )
-    later_stages: list[Stage] | None = Field(
-        None, min_length=1, description="Stages of rounds 2..K (e.g. ['grpo', 'evaluate']); default: `stages`"
-    )
-    init: str | None = Field(None, description="Model the first round starts from; default: model.name of the config")

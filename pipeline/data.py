@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import DatasetTaskConfig, DataSourceConfig, RunConfig
 from errors import DataError
+from pipeline.config import DatasetTaskConfig, DataSourceConfig, RunConfig
 from pipeline.tasks import ArithmeticTask
 
 __all__ = ["SFTRow", "PromptRow", "TaskData", "EpochSampler", "build_task_data", "load_rows"]

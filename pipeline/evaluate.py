@@ -1,16 +1,25 @@
-"""Held-out accuracy: greedy decoding on the evaluation split, scored by the rows' verifiers."""
+"""Held-out accuracy: greedy decoding on the evaluation split, scored by the rows' verifiers.
+
+    python -m pipeline.evaluate --config FILE [--input NAME=DIR ...] [key=value ...]
+
+The evaluate stage scores every policy it is given (`--input NAME=DIR`; the round passes each
+stage's policy), or `--init DIR`, or the config's model, and writes <output_dir>/eval/results.json.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from typing import Any
+from typing import Any, Mapping
 
 from pipeline.data import PromptRow
 from pipeline.rollout import SamplingParams
+from pipeline.rollout.collect import score_rollouts
 from pipeline.scoring import Scorer
+from pipeline.stages import stage_main
 from pipeline.tokens import encode_prompt
 
-__all__ = ["heldout_accuracy"]
+__all__ = ["heldout_accuracy", "run_evaluate"]
 
 
 def heldout_accuracy(engine, tokenizer, rows: list[PromptRow], scorer: Scorer, max_new_tokens: int,
@@ -18,8 +27,7 @@ def heldout_accuracy(engine, tokenizer, rows: list[PromptRow], scorer: Scorer, m
     """A row counts as correct when its verdict is `ok` with a positive reward."""
     prompts = [encode_prompt(tokenizer, r.prompt, system) for r in rows]
     rollouts = engine.generate(prompts, 1, SamplingParams(max_new_tokens=max_new_tokens, greedy=True))
-    verdicts = scorer.score(rollouts.texts, [r.answer for r in rows], [r.verifier for r in rows],
-                            [r.prompt for r in rows], system)
+    _, verdicts = score_rollouts(scorer, rows, rollouts, system)
     correct = sum(v.status == "ok" and v.reward > 0 for v in verdicts)
     statuses = Counter(v.status for v in verdicts)
     return {
@@ -33,8 +41,9 @@ def heldout_accuracy(engine, tokenizer, rows: list[PromptRow], scorer: Scorer, m
     }
 
 
-def run_evaluate(cfg, models: dict[str, str]) -> dict[str, Any]:
-    """Held-out accuracy of each named model; written to <output_dir>/eval/results.json."""
+def run_evaluate(cfg, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Held-out accuracy of each named model (`inputs`, else `init`, else the config's model);
+    written to <output_dir>/eval/results.json."""
     import json
 
     import torch
@@ -43,6 +52,7 @@ def run_evaluate(cfg, models: dict[str, str]) -> dict[str, Any]:
     from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
     from pipeline.rollout import make_engine
 
+    models = dict(inputs or {}) or {"model": init or cfg.model.name}
     torch.set_num_threads(cfg.threads)
     data = build_task_data(cfg)
     scorer = Scorer(cfg, data.verifier_names())
@@ -51,9 +61,10 @@ def run_evaluate(cfg, models: dict[str, str]) -> dict[str, Any]:
         source = resolve_model(path, cfg.model)
         tokenizer = load_tokenizer(source)
         model = load_causal_lm(source, cfg.model, tokenizer, seed=cfg.seed)
-        engine = make_engine(cfg.rollout, model, tokenizer)
+        engine = make_engine(cfg.rollout, tokenizer, model=model, model_path=source.path)
         tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
         results[name] = {"model": path, **heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, tokens, data.system)}
+        engine.close()
     out = cfg.output_path / "eval" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
@@ -61,29 +72,8 @@ def run_evaluate(cfg, models: dict[str, str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.evaluate --config FILE --model NAME=DIR [--model ...] [key=value ...]`."""
-    import argparse
-    import json
-    import sys
-
-    from pipeline.config import load_config
-    from errors import UserError
-
-    parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description="Held-out accuracy of models.")
-    parser.add_argument("--config", help="run config (YAML); defaults when omitted")
-    parser.add_argument("--model", action="append", default=[], help="NAME=DIR (repeatable); default: model.name")
-    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        models = dict(m.split("=", 1) if "=" in m else (m, m) for m in args.model) or {"model": cfg.model.name}
-        result = run_evaluate(cfg, models)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"stage": "evaluate", **result}))
-    return 0
+    return stage_main("evaluate", run_evaluate, argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""metrics.jsonl (one JSON object per step), and plots of it.
+"""metrics.jsonl (one JSON object per step), plots of it, and the statistics of an RL step's
+samples summed over every process.
 
 A resumed run first drops the rows past its checkpoint's step, so the file never holds a step
 twice, whatever moment the previous process died at.
@@ -12,13 +13,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLog", "read_metrics", "plot_metrics"]
+__all__ = ["MetricsLog", "read_metrics", "plot_metrics", "sample_metrics", "verifier_metrics", "masked_verdicts",
+           "check_trackers", "tracker_config"]
 
 
 class MetricsLog:
-    def __init__(self, path: Path, resume_step: int = 0, enabled: bool = True):
+    """Appends one JSON row per step to metrics.jsonl, and hands the row's numbers to `tracker`
+    (accelerate's `log`, which feeds TensorBoard / W&B / trackio / MLflow) when there is one."""
+
+    def __init__(self, path: Path, resume_step: int = 0, enabled: bool = True, tracker=None):
         self.path = Path(path)
         self.enabled = enabled
+        self.tracker = tracker
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,8 +36,13 @@ class MetricsLog:
     def log(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        plain = {k: _plain(v) for k, v in row.items()}
         with self.path.open("a") as f:
-            f.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+            f.write(json.dumps(plain) + "\n")
+        if self.tracker is not None:
+            numbers = {k: v for k, v in plain.items()
+                       if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.tracker(numbers, step=int(plain["step"]))
 
 
 def _plain(value: Any) -> Any:
@@ -40,6 +51,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+_TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow"}
+
+
+def check_trackers(names: list[str]) -> None:
+    """Every tracker in `report_to` must be installed: accelerate would silently drop a missing one."""
+    from accelerate.tracking import get_available_trackers
+
+    from errors import ConfigError
+
+    available = {str(t.value if hasattr(t, "value") else t) for t in get_available_trackers()}
+    missing = [n for n in names if n not in available]
+    if missing:
+        packages = " ".join(_TRACKER_PACKAGES.get(n, n) for n in missing)
+        raise ConfigError(f"field report_to: {', '.join(missing)} is not installed; pip install {packages} "
+                          "(or remove it from report_to)")
+
+
+def tracker_config(cfg) -> dict[str, Any]:
+    """The run config flattened to `section.field` scalars, as trackers store hyperparameters."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat[prefix] = value if isinstance(value, (bool, int, float, str)) or value is None else json.dumps(value)
+
+    walk("", cfg.model_dump(mode="json"))
+    return flat
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -82,3 +125,79 @@ def plot_metrics(path: Path, out_png: Path, keys: list[str], title: str = "") ->
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return out_png
+
+
+def sample_metrics(acc, collected, keep) -> dict[str, Any]:
+    """Reward, accuracy, length and verdict statistics of an RL step's samples (a
+    `rollout.collect.Collected`), summed over all processes; `keep` (N,) marks the samples that
+    entered the loss (GRPO: in a group with a signal; None: all valid ones)."""
+    import torch
+
+    rollouts, verdicts, valid = collected.rollouts, collected.verdicts, collected.valid
+    keep = valid if keep is None else keep
+    ok_rewards = collected.rewards[valid]
+    local = torch.tensor([
+        len(verdicts), float(valid.sum()), sum(v.status == "timeout" for v in verdicts),
+        sum(v.status == "error" for v in verdicts), float(ok_rewards.sum()), float((ok_rewards**2).sum()),
+        float((ok_rewards > 0).sum()), sum(len(c) for c in rollouts.completion_ids), sum(rollouts.truncated),
+        float(keep.view(-1, rollouts.group_size).any(dim=1).sum()), len(verdicts) // rollouts.group_size,
+    ], dtype=torch.float64)
+    n, ok, timeout, error, r_sum, r_sq, correct, length, truncated, kept, groups = (
+        acc.reduce(local.to(acc.device), "sum").tolist())
+    mean = r_sum / ok if ok else None
+    return {
+        "reward_mean": mean,
+        "reward_std": ((r_sq - ok * mean**2) / (ok - 1)) ** 0.5 if ok > 1 else None,
+        "accuracy": correct / ok if ok else None,
+        "groups": int(groups),
+        "groups_kept": int(kept),
+        "completion_len": length / n,
+        "truncated_frac": truncated / n,
+        "verdict_ok": int(ok),
+        "verdict_timeout": int(timeout),
+        "verdict_error": int(error),
+    }
+
+
+def verifier_metrics(acc, verdicts, names: list[str], all_names: list[str]) -> dict[str, Any]:
+    """Per verifier: verdicts by status, mean reward of ok verdicts, mean latency, and a count per
+    flag a verdict carried (`verifier/code/tamper`); summed over all processes."""
+    import torch
+
+    local = torch.zeros(len(all_names), 5, dtype=torch.float64)  # ok, timeout, error, reward sum, latency sum
+    column = {"ok": 0, "timeout": 1, "error": 2}
+    flags: dict[str, int] = {}
+    for verdict, name in zip(verdicts, names):
+        row = local[all_names.index(name)]
+        row[column[verdict.status]] += 1
+        row[3] += verdict.reward if verdict.scored else 0.0
+        row[4] += verdict.latency_s
+        for flag in verdict.flags:
+            flags[f"verifier/{name}/{flag}"] = flags.get(f"verifier/{name}/{flag}", 0) + 1
+    total = acc.reduce(local.to(acc.device), "sum").cpu()  # every process lists the same verifiers
+    stats: dict[str, Any] = {}
+    for name, (ok, timeout, error, reward_sum, latency_sum) in zip(all_names, total.tolist()):
+        n = ok + timeout + error
+        if n:
+            stats.update({f"verifier/{name}/ok": int(ok), f"verifier/{name}/timeout": int(timeout),
+                          f"verifier/{name}/error": int(error), f"verifier/{name}/latency_s": latency_sum / n,
+                          f"verifier/{name}/reward_mean": reward_sum / ok if ok else None})
+    for part in _gathered(acc, flags):  # flag names are not known in advance: gather the dicts
+        for key, count in part.items():
+            stats[key] = stats.get(key, 0) + count
+    return stats
+
+
+def masked_verdicts(acc, verdicts, names: list[str]) -> list[tuple[str, str, str]]:
+    """(verifier, status, reason) of every masked verdict of the step, gathered from all processes
+    (the run-health guards judge the whole step, and every process must reach the same decision)."""
+    mine = [(name, v.status, v.reason) for v, name in zip(verdicts, names) if not v.scored]
+    return [item for part in _gathered(acc, mine) for item in part]
+
+
+def _gathered(acc, obj: Any) -> list[Any]:
+    if acc.num_processes == 1:
+        return [obj]
+    from accelerate.utils import gather_object
+
+    return gather_object([obj])

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedTokenizerFast
 
+from errors import ModelNotFoundError
 from pipeline.checkpoint import atomic_directory
 from pipeline.config import ModelConfig, TinyModelConfig
-from errors import ModelNotFoundError
 
 __all__ = [
     "ModelSource",

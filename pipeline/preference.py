@@ -17,9 +17,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from errors import DataError
 from pipeline.config import ArithmeticTaskConfig, DataSourceConfig, PreferenceDataConfig, RunConfig
 from pipeline.data import load_rows
-from errors import DataError
 from pipeline.losses.reward import ranking_to_pairs
 from pipeline.tasks import ArithmeticTask
 

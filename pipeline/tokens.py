@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["encode_prompt", "encode_demonstration", "PackedBatch", "pack", "completion_logprobs"]
+__all__ = ["encode_prompt", "encode_demonstration", "PackedBatch", "pack", "pad_rows"]
 
 
 def encode_prompt(tokenizer, prompt: str, system: str | None = None) -> list[int]:
@@ -78,22 +78,10 @@ def pack(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id:
     )
 
 
-def completion_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> torch.Tensor:
-    """Log-probs `(B, Tc)` of the completion tokens under `model` (logits divided by temperature).
-
-    Only the last Tc + 1 positions go through the LM head: the prompt's logits are never needed.
-    """
-    from pipeline.losses import token_logprobs
-
-    t, tc = batch.input_ids.shape[1], batch.completion_ids.shape[1]
-    # Positions T-Tc-1 .. T-2 predict the completion tokens. An index tensor (not an int) makes the
-    # model return exactly those rows, contiguous, so no (B, Tc, V) copy is made to drop one.
-    keep = torch.arange(t - tc - 1, t - 1, device=batch.input_ids.device)
-    logits = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        logits_to_keep=keep,
-        use_cache=False,
-    ).logits  # (B, Tc, V)
-    return token_logprobs(logits, batch.completion_ids, temperature=temperature)
+def pad_rows(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    """Ragged per-token values (e.g. a sampler's log-probs) as a `(B, width)` float32 tensor,
+    zero past each row's end; rows line up with `pack`'s completion columns."""
+    out = torch.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.float32)
+    return out

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
-__all__ = ["OK", "TIMEOUT", "ERROR", "STATUSES", "Verdict", "Verifier", "PreparesReferences", "prepare_references",
-           "run_verifier", "summarize"]
+__all__ = ["OK", "TIMEOUT", "ERROR", "STATUSES", "Verdict", "Context", "Verifier", "PreparesReferences",
+           "prepare_references", "run_verifier", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,26 @@ class Verdict:
     def scored(self) -> bool:
         """True when the reward is a judgement (status ok), False for timeout and error."""
         return self.status == OK
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a caller knows of one completion besides its reference. A verifier that sets
+    `wants_context = True` is called as `verify(completions, references, contexts)`; the others
+    keep the two-argument call.
+
+    `prompt` and `system` are the texts the completion answers; `row` holds the data row's other
+    columns; `prompt_ids` / `completion_ids` are the tokens as sampled, in the vocabulary whose
+    fingerprint is `vocabulary` (`pipeline.forward.vocabulary_fingerprint`), so a model-based
+    verifier with the same vocabulary can score the ids without re-tokenising the text.
+    """
+
+    prompt: str = ""
+    system: str | None = None
+    row: Mapping[str, Any] = field(default_factory=dict)
+    prompt_ids: tuple[int, ...] | None = None
+    completion_ids: tuple[int, ...] | None = None
+    vocabulary: str | None = None
 
 
 @runtime_checkable
@@ -101,17 +121,27 @@ def prepare_references(verifier: Verifier, references: Sequence[Any], rows: Sequ
     return prepared
 
 
-def run_verifier(verifier: Verifier, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]:
-    """Call `verifier.verify`, turning an exception into one ERROR verdict per completion.
+def run_verifier(verifier: Verifier, completions: Sequence[str], references: Sequence[Any],
+                 contexts: Sequence[Context] | None = None) -> list[Verdict]:
+    """Call `verifier.verify` (with the contexts, when it asks for them), turning an exception into
+    one ERROR verdict per completion.
 
     The error verdicts carry the time the failed call took. A verifier that returns the wrong
     number of verdicts, or something that is not a Verdict, has a bug: that raises RuntimeError.
     """
     if len(completions) != len(references):
         raise ValueError(f"{len(completions)} completions but {len(references)} references")
+    wants_context = getattr(verifier, "wants_context", False)
+    if wants_context:
+        contexts = list(contexts) if contexts is not None else [Context() for _ in completions]
+        if len(contexts) != len(completions):
+            raise ValueError(f"{len(completions)} completions but {len(contexts)} contexts")
     start = time.perf_counter()
     try:
-        verdicts = list(verifier.verify(completions, references))
+        if wants_context:
+            verdicts = list(verifier.verify(completions, references, contexts))  # type: ignore[call-arg]
+        else:
+            verdicts = list(verifier.verify(completions, references))
     except Exception as e:
         elapsed = time.perf_counter() - start
         reason = f"verifier {verifier.name!r} raised {type(e).__name__}: {e}"

@@ -1,17 +1,17 @@
 """A trained reward model as a verifier: it scores (prompt, completion) pairs with the scalar
 head of the reward_model stage's model, so GRPO can use it like any rule-based verifier and PPO
-uses it as its score.
+takes its score from it, through the same contract (a failure is a masked verdict, never a 0).
 
 Options (`verifiers.options.reward_model`): `path` (the trained model's directory; default
 `<output_dir>/reward_model/final`), `output_dir`, `device` ("auto": CUDA when available),
 `batch_size`, `max_length`, `system`, `dtype`.
 
-Its references are the prompts: each one the prompt text, or a mapping with a "prompt" key (and
-optionally "system"). `wants_prompt = True` says so to a caller that holds rows: it should pass
-`{"prompt": row.prompt, "answer": row.answer}` rather than the gold answer alone, which this
-verifier cannot tell from a prompt. The reward is the raw score (higher is better; its scale is whatever the
-Bradley-Terry training gave it). A failure to score a batch becomes error verdicts through
-`run_verifier`, never a zero reward.
+It asks for each completion's `Context` (`wants_context = True`): it scores the completion after
+the context's prompt, and when the context's token ids are in its own vocabulary, it scores those
+ids exactly as sampled instead of re-tokenising the text. Called without contexts, its references
+are the prompts: each one the prompt text, or a mapping with a "prompt" key (and optionally
+"system"). The reward is the raw score (higher is better; its scale is whatever the
+Bradley-Terry training gave it).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from verifiers.base import OK, Verdict
+from verifiers.base import OK, Context, Verdict
 
 __all__ = ["RewardModelVerifier"]
 
 
 class RewardModelVerifier:
     name = "reward_model"
-    wants_prompt = True  # references are prompts (or mappings holding one), not gold answers
+    wants_context = True
 
     def __init__(
         self,
@@ -39,9 +39,7 @@ class RewardModelVerifier:
         system: str | None = None,
         dtype: str = "float32",
     ):
-        import torch
-
-        from pipeline.models import load_reward_model
+        from pipeline.forward import RewardModel
 
         if path is None and output_dir is None:
             raise ValueError(
@@ -50,58 +48,39 @@ class RewardModelVerifier:
             )
         if batch_size < 1 or max_length < 8:
             raise ValueError(f"batch_size must be >= 1 and max_length >= 8, got {batch_size} and {max_length}")
-        self.path = Path(path) if path is not None else Path(output_dir) / "reward_model" / "final"
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.max_length = max_length
+        where = Path(path) if path is not None else Path(output_dir) / "reward_model" / "final"
         self.system = system
-        model, self.tokenizer = load_reward_model(self.path, dtype)
-        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.reward_model = RewardModel(where, dtype=dtype, device=device, batch_size=batch_size, max_length=max_length)
 
-    def verify(self, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]:
+    @property
+    def model(self):
+        return self.reward_model.model
+
+    @property
+    def tokenizer(self):
+        return self.reward_model.tokenizer
+
+    def verify(self, completions: Sequence[str], references: Sequence[Any],
+               contexts: Sequence[Context] | None = None) -> list[Verdict]:
         start = time.perf_counter()
-        prompts, systems = zip(*(self._prompt_of(r) for r in references)) if references else ((), ())
-        scores = self.score_texts(list(prompts), list(completions), list(systems))
+        rm = self.reward_model
+        if contexts and all(c.prompt_ids is not None and c.completion_ids is not None
+                            and c.vocabulary == rm.vocabulary for c in contexts):
+            scores = rm.score_ids([list(c.prompt_ids) for c in contexts], [list(c.completion_ids) for c in contexts])
+        else:
+            prompts = [self._prompt_of(r, c) for r, c in zip(references, contexts or [None] * len(references))]
+            scores = rm.score_texts([p for p, _ in prompts], list(completions), [s for _, s in prompts])
         latency = (time.perf_counter() - start) / max(len(completions), 1)
         return [Verdict(float(s), OK, latency_s=latency) for s in scores.tolist()]
 
-    def score_texts(self, prompts: list[str], completions: list[str], systems: list[str | None] | None = None):
-        """Scores `(N,)` of completion texts after their prompts, tokenised as the stage trained on
-        them: the chat template's prompt, then the assistant's turn ending with its end token."""
-        from pipeline.tokens import encode_demonstration
-
-        systems = systems or [self.system] * len(prompts)
-        encoded = [encode_demonstration(self.tokenizer, p, c, self.max_length, s)
-                   for p, c, s in zip(prompts, completions, systems)]
-        return self.score_ids([p for p, _ in encoded], [c for _, c in encoded])
-
-    def score_ids(self, prompt_ids: Sequence[list[int]], completion_ids: Sequence[list[int]]):
-        """Scores `(N,)` (float32, on the CPU) of token sequences in this model's vocabulary."""
-        import torch
-
-        from pipeline.tokens import pack
-        from pipeline.trainers.reward_model import sequence_scores
-
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(prompt_ids), self.batch_size):
-                batch = pack(prompt_ids[start : start + self.batch_size], completion_ids[start : start + self.batch_size],
-                             self.tokenizer.pad_token_id)
-                out.append(sequence_scores(self.model, batch.to(self.device)).cpu())
-        return torch.cat(out) if out else torch.zeros(0)
-
-    def shares_vocabulary(self, tokenizer) -> bool:
-        """True when `tokenizer` maps text to the same ids, so a policy's samples can be scored as ids."""
-        return tokenizer.get_vocab() == self.tokenizer.get_vocab()
-
-    def _prompt_of(self, reference: Any) -> tuple[str, str | None]:
+    def _prompt_of(self, reference: Any, context: Context | None) -> tuple[str, str | None]:
+        if context is not None and context.prompt:
+            return context.prompt, context.system if context.system is not None else self.system
         if isinstance(reference, str):
             return reference, self.system
         if isinstance(reference, Mapping) and isinstance(reference.get("prompt"), str):
             return reference["prompt"], reference.get("system", self.system)
         raise ValueError(
-            f"the reward_model verifier's reference must be the prompt text or a mapping with 'prompt', "
-            f"got {type(reference).__name__}"
+            f"the reward_model verifier scores a completion after its prompt: call it with contexts, or "
+            f"give the prompt text (or a mapping with 'prompt') as the reference, got {type(reference).__name__}"
         )

@@ -15,7 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dpo_loss", "kto_loss", "sequence_logps"]
+from pipeline.losses.reward import pairwise_accuracy
+
+__all__ = ["dpo_loss", "kto_loss", "sequence_logps", "implicit_reward_accuracy"]
 
 
 def sequence_logps(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -83,3 +85,15 @@ def kto_loss(
         undesirable_weight * (1 - torch.sigmoid(beta * (z0 - ratio))),
     )
     return losses.mean(), (beta * ratio).detach()
+
+
+def implicit_reward_accuracy(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> dict[str, float]:
+    """Held-out view of the implicit reward model: `(N, 2)` policy and reference log-probs -> accuracy
+    (chosen reward strictly higher), mean margin, mean chosen and rejected rewards."""
+    rewards = beta * (policy - reference)  # (N, 2)
+    return {
+        "eval_accuracy": float(pairwise_accuracy(rewards[:, 0], rewards[:, 1])),
+        "eval_margin": float((rewards[:, 0] - rewards[:, 1]).mean()),
+        "eval_chosen_reward": float(rewards[:, 0].mean()),
+        "eval_rejected_reward": float(rewards[:, 1].mean()),
+    }

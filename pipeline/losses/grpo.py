@@ -17,7 +17,7 @@ import torch
 
 from pipeline.losses.logprobs import masked_mean
 
-__all__ = ["group_advantages", "grpo_loss"]
+__all__ = ["group_advantages", "masked_group_advantages", "grpo_loss"]
 
 _SCALES = ("std", "none")
 _AGGREGATIONS = ("token_mean", "sequence_mean", "constant")
@@ -52,6 +52,28 @@ def group_advantages(
     if scale == "std":
         adv = adv / (groups.std(dim=1, keepdim=True) + eps)
     return adv.view(-1)
+
+
+def masked_group_advantages(
+    rewards: torch.Tensor, valid: torch.Tensor, group_size: int, scale: str = "std", drop_equal: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group-relative advantages over the valid members of each group. rewards `(N,)`, valid `(N,)`
+    bool -> advantages `(N,)`, keep `(N,)` bool.
+
+    A masked sample (a timeout or error verdict) neither gets an advantage nor shifts its group's
+    mean and std. A group with fewer than two valid members has no baseline; with `drop_equal`, a
+    group whose valid rewards are all equal carries no signal either; their samples are not kept.
+    """
+    advantages = torch.zeros_like(rewards)
+    keep = torch.zeros_like(valid)
+    for start in range(0, rewards.numel(), group_size):
+        members = torch.arange(start, start + group_size)[valid[start : start + group_size]]
+        r = rewards[members]
+        if r.numel() < 2 or (drop_equal and bool((r == r[0]).all())):
+            continue
+        advantages[members] = group_advantages(r, r.numel(), scale=scale)
+        keep[members] = True
+    return advantages, keep
 
 
 def grpo_loss(

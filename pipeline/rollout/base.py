@@ -1,11 +1,17 @@
-"""The rollout contract: prompts in, n sampled completions each out, with sampling log-probs."""
+"""The rollout contract: prompts in, n sampled completions each out, with sampling log-probs.
+
+An engine either samples from the trainer's own module (`shares_weights`: the `hf` engine,
+colocated) or holds weights of its own, in this process or another (a vLLM engine, a server):
+then the trainer pushes the policy's tensors after each optimiser step (`sync_weights`). Every
+backend passes the same contract tests (tests/pipeline/rollout/test_contract.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
-__all__ = ["SamplingParams", "Rollouts", "RolloutEngine"]
+__all__ = ["SamplingParams", "Rollouts", "RolloutEngine", "sync_weights", "policy_tensors"]
 
 
 @dataclass(frozen=True)
@@ -15,6 +21,9 @@ class SamplingParams:
     max_new_tokens: int = 16
     greedy: bool = False
     min_new_tokens: int = 0
+    # A seed for this call alone (the same seed gives the same completions); None: the engine's
+    # own random state (the trainers seed torch per step instead).
+    seed: int | None = None
 
 
 @dataclass
@@ -35,10 +44,30 @@ class Rollouts:
 
 
 class RolloutEngine(Protocol):
+    # True when the engine samples from the trainer's own module: a weight sync has nothing to do.
+    shares_weights: bool
+
     def generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
         """Sample `n` completions for each tokenised prompt."""
         ...
 
-    def sync_weights(self, model) -> None:
-        """Make later generations use `model`'s current weights."""
+    def update_weights(self, weights: Iterable[tuple[str, "object"]]) -> None:
+        """Load the policy's tensors, by their Hugging Face parameter names, into the engine's
+        copy of the model; later generations use them."""
         ...
+
+    def close(self) -> None:
+        """Free the engine's resources (a process, a server, memory); safe to call twice."""
+        ...
+
+
+def policy_tensors(model) -> Iterable[tuple[str, "object"]]:
+    """The (name, tensor) pairs of a policy as a Hugging Face checkpoint names them, detached."""
+    for name, tensor in model.state_dict().items():
+        yield name, tensor.detach()
+
+
+def sync_weights(engine: RolloutEngine, model) -> None:
+    """Make the engine sample from `model`'s current weights (nothing to do when it shares them)."""
+    if not engine.shares_weights:
+        engine.update_weights(policy_tensors(model))

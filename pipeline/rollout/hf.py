@@ -1,12 +1,15 @@
 """Rollouts with transformers `generate`: the CPU default, colocated with the policy.
 
-The engine holds the policy module itself, so a weight sync is free: it samples from whatever the
-optimiser last wrote.
+The engine holds the policy module itself (`shares_weights`), so a weight sync is free: it samples
+from whatever the optimiser last wrote. `update_weights` copies tensors into that module, for an
+engine that was given a module of its own.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+
+from typing import Iterable, Sequence
 
 import torch
 from transformers import GenerationConfig
@@ -17,6 +20,8 @@ __all__ = ["HFRolloutEngine"]
 
 
 class HFRolloutEngine:
+    shares_weights = True
+
     def __init__(self, model, tokenizer, batch_size: int = 512):
         self.model = model
         self.tokenizer = tokenizer
@@ -24,8 +29,16 @@ class HFRolloutEngine:
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
-    def sync_weights(self, model) -> None:
-        self.model = model
+    @torch.no_grad()
+    def update_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        own = self.model.state_dict()
+        for name, tensor in weights:
+            if name not in own:
+                raise KeyError(f"the rollout model has no parameter {name!r}")
+            own[name].copy_(tensor)
+
+    def close(self) -> None:
+        pass
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
@@ -33,9 +46,13 @@ class HFRolloutEngine:
         out = Rollouts(prompt_ids=expanded, completion_ids=[], logprobs=[], texts=[], truncated=[], group_size=n)
         was_training = self.model.training
         self.model.eval()
+        rng = torch.random.fork_rng(devices=[]) if sampling.seed is not None else contextlib.nullcontext()
         try:
-            for start in range(0, len(expanded), self.batch_size):
-                self._generate_chunk(expanded[start : start + self.batch_size], sampling, out)
+            with rng:
+                if sampling.seed is not None:
+                    torch.manual_seed(sampling.seed)
+                for start in range(0, len(expanded), self.batch_size):
+                    self._generate_chunk(expanded[start : start + self.batch_size], sampling, out)
         finally:
             self.model.train(was_training)
         out.texts = self.tokenizer.batch_decode(out.completion_ids, skip_special_tokens=True)

@@ -7,6 +7,7 @@ whose gold answers only the verifier sees.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -63,18 +64,27 @@ class ArithmeticTask:
         return out
 
     def _draw_unique(self, rng: random.Random, count: int, exclude: set[str]) -> list[ArithmeticProblem]:
+        """`count` distinct problems outside `exclude` (the config has checked that there are enough)."""
+        space = self.cfg.distinct_problems
+        if 2 * (len(exclude) + count) > space:
+            # Dense: rejection sampling would need ~space * log(count) draws; shuffle the whole space.
+            problems = [p for p in self._every_problem() if p.prompt not in exclude]
+            rng.shuffle(problems)
+            return problems[:count]
         seen = set(exclude)
         out: list[ArithmeticProblem] = []
-        attempts = 0
         while len(out) < count:
-            attempts += 1
-            if attempts > 50 * count + 1000:
-                raise ValueError(
-                    f"task: cannot draw {count} distinct problems with max_operand={self.cfg.max_operand}; "
-                    "raise task.max_operand or lower task.sft_size / task.eval_size"
-                )
             p = self.problem(rng)
             if p.prompt not in seen:
                 seen.add(p.prompt)
                 out.append(p)
         return out
+
+    def _every_problem(self) -> list[ArithmeticProblem]:
+        k, ops = self.cfg.num_operands, sorted(set(self.cfg.operations))
+        return [
+            ArithmeticProblem(str(xs[0]) + "".join(f"{op}{x}" for op, x in zip(os_, xs[1:])) + "=",
+                              str(_evaluate(list(xs), list(os_))))
+            for xs in itertools.product(range(self.cfg.max_operand + 1), repeat=k)
+            for os_ in itertools.product(ops, repeat=k - 1)
+        ]

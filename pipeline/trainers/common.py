@@ -1,41 +1,22 @@
-"""Plumbing shared by the trainers, so each trainer file can read as its algorithm:
-command-line entry, run set-up (threads, seed, accelerator), model loading, optimiser and
-schedule, and a stopwatch."""
+"""Plumbing shared by the trainers, so each trainer file can read as its algorithm: run set-up
+(threads, seed, accelerator, model loading), optimiser and schedule, checkpointed training state,
+progress bar and a stopwatch. (The command line every stage shares is `pipeline.stages.stage_main`.)"""
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.checkpoint import Checkpointer, export_model
-from pipeline.config import RunConfig, _OptimConfig, config_hash, load_config
-from errors import UserError
-from pipeline.metrics import MetricsLog, plot_metrics
+from pipeline.guards import RunGuards
+from pipeline.config import RunConfig, _OptimConfig, config_hash
+from pipeline.metrics import MetricsLog, check_trackers, plot_metrics, tracker_config
 
-__all__ = ["stage_main", "StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
-
-
-def stage_main(name: str, run: Callable[[RunConfig, str | None], dict[str, Any]], argv: list[str] | None = None) -> int:
-    """`python -m pipeline.trainers.<name> --config FILE [--init MODEL] [key.sub=value ...]`."""
-    parser = argparse.ArgumentParser(prog=f"python -m pipeline.trainers.{name}", description=f"Run the {name} stage alone.")
-    parser.add_argument("--config", help="run config (YAML); defaults when omitted")
-    parser.add_argument("--init", help="model to start from (a directory); default: model.name of the config")
-    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        result = run(cfg, args.init)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"stage": name, **result}))
-    return 0
+__all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
 
 
 @dataclass
@@ -45,7 +26,8 @@ class StageContext:
     accelerator: Any
     tokenizer: Any
     model: Any
-    init: str  # the model this stage started from
+    init: str  # the model this stage started from (a name or a directory)
+    source_path: str  # where its weights were read: a directory, or a hub id
 
     @property
     def identity(self) -> str:
@@ -63,9 +45,11 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
     from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 
     torch.set_num_threads(cfg.threads)
+    check_trackers(cfg.report_to)
     # The scheduler steps once per optimiser step of the global batch, however many processes
     # share it (accelerate's default steps it once per process).
-    accelerator = Accelerator(step_scheduler_with_optimizer=False)
+    accelerator = Accelerator(step_scheduler_with_optimizer=False, log_with=list(cfg.report_to) or None,
+                              project_dir=str(cfg.output_path / "tensorboard"))
     set_seed(cfg.seed)
     source = resolve_model(init or cfg.model.name, cfg.model)
     tokenizer = load_tokenizer(source)
@@ -74,7 +58,7 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
     stage_dir = cfg.output_path / stage
     stage_dir.mkdir(parents=True, exist_ok=True)
     return StageContext(cfg=cfg, stage_dir=stage_dir, accelerator=accelerator, tokenizer=tokenizer, model=model,
-                        init=init or cfg.model.name)
+                        init=init or cfg.model.name, source_path=source.path)
 
 
 def make_optimizer(model, opt: _OptimConfig, total_steps: int):
@@ -100,6 +84,7 @@ class Training:
     checkpointer: Checkpointer
     log: MetricsLog
     state: dict[str, Any]  # at least "step" and "train_seconds" (restored from the checkpoint)
+    guards: RunGuards  # judge each step's metrics row: `run.guards.observe(row)`
 
     def save(self, step: int, **state: Any) -> None:
         self.checkpointer.save(step, state)
@@ -121,6 +106,7 @@ class Training:
         final = export_model(ctx.accelerator, self.model, ctx.tokenizer, ctx.stage_dir / "final")
         if ctx.accelerator.is_main_process:
             plot_metrics(ctx.stage_dir / "metrics.jsonl", ctx.stage_dir / "metrics.png", plot_keys, title)
+        ctx.accelerator.end_training()  # flush and close the trackers
         return final
 
 
@@ -132,18 +118,25 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
     model, optimizer, scheduler = acc.prepare(ctx.model, optimizer, scheduler)
     checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints, identity=ctx.identity)
     state = checkpointer.restore_latest() or {"step": 0, "train_seconds": 0.0}
-    log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process)
+    if ctx.cfg.report_to:
+        acc.init_trackers(ctx.stage_dir.name, config=tracker_config(ctx.cfg))
+    log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process,
+                     tracker=acc.log if ctx.cfg.report_to else None)
     if state["step"]:
         print(f"{ctx.stage_dir.name}: resumed from step {state['step']}", file=sys.stderr)
-    return Training(model, optimizer, scheduler, checkpointer, log, state)
+    guards = RunGuards.from_config(ctx.stage_dir.name, ctx.cfg.guards, on_trip=acc.end_training)
+    return Training(model, optimizer, scheduler, checkpointer, log, state, guards)
 
 
 def seed_step(seed: int, step: int, process_index: int) -> None:
     """Seed torch for one RL step: sampling is a function of (seed, step, process), so a resumed
-    run samples exactly what the killed one would have."""
+    run samples exactly what the killed one would have.
+
+    torch's CPU generator keeps only the low 32 bits of a seed, so the processes are spread over
+    those bits (an offset of 2**40, as before, gave every process the same random numbers)."""
     import torch
 
-    torch.manual_seed(seed * 1_000_003 + step + process_index * 2**40)
+    torch.manual_seed((seed * 1_000_003 + step + process_index * 0x9E3779B9) % 2**32)
 
 
 def progress_bar(ctx: StageContext, total: int, initial: int):
@@ -151,9 +144,20 @@ def progress_bar(ctx: StageContext, total: int, initial: int):
     from tqdm.auto import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr,
+    return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr if interactive else _Lines(),
                 disable=not ctx.accelerator.is_main_process, mininterval=0.2 if interactive else 10,
                 dynamic_ncols=interactive)
+
+
+class _Lines:
+    """stderr for a progress bar in a log: each redraw ends its line, so a later message (an error)
+    starts a line of its own instead of trailing the bar's last state."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text.replace("\r", "\n"))
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 class Stopwatch:

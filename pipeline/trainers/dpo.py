@@ -16,55 +16,23 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
+from errors import DataError
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
-from errors import DataError
-from pipeline.losses import dpo_loss, pairwise_accuracy, sequence_logps
-from pipeline.preference import EncodedPair, encode_pairs, load_preference_data, pack_pairs
-from pipeline.tokens import completion_logprobs
-from pipeline.trainers.common import prepare_training, progress_bar, setup_stage, stage_main
+from pipeline.forward import all_pair_logps, pair_logps
+from pipeline.losses import dpo_loss, implicit_reward_accuracy
+from pipeline.preference import encode_pairs, load_preference_data
+from pipeline.stages import stage_main
+from pipeline.trainers.common import prepare_training, progress_bar, setup_stage
 
-__all__ = ["train_dpo", "pair_logps", "implicit_reward_accuracy"]
-
-
-def pair_logps(model, encoded: list[EncodedPair], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sequence log-probs `(N,)`, `(N,)` of the chosen and the rejected completions (one forward of 2N rows)."""
-    batch = pack_pairs(encoded, pad_id).to(device)
-    logps = sequence_logps(completion_logprobs(model, batch), batch.completion_mask)  # (2N,)
-    return logps[: len(encoded)], logps[len(encoded) :]
+__all__ = ["train_dpo"]
 
 
-@torch.no_grad()
-def all_pair_logps(model, encoded: list[EncodedPair], pad_id: int, batch_size: int) -> torch.Tensor:
-    """`(N, 2)` log-probs (chosen, rejected) of every pair, on the CPU, `batch_size` pairs per forward."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(encoded), batch_size):
-        chosen, rejected = pair_logps(model, encoded[start : start + batch_size], pad_id, device)
-        out.append(torch.stack([chosen, rejected], dim=-1).cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros((0, 2))
-
-
-def implicit_reward_accuracy(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> dict[str, float]:
-    """Held-out view of the implicit reward model: `(N, 2)` policy and reference log-probs -> accuracy
-    (chosen reward strictly higher), mean margin, mean chosen and rejected rewards."""
-    rewards = beta * (policy - reference)  # (N, 2)
-    return {
-        "eval_accuracy": float(pairwise_accuracy(rewards[:, 0], rewards[:, 1])),
-        "eval_margin": float((rewards[:, 0] - rewards[:, 1]).mean()),
-        "eval_chosen_reward": float(rewards[:, 0].mean()),
-        "eval_rejected_reward": float(rewards[:, 1].mean()),
-    }
-
-
-def train_dpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
     # --- set up: policy, pairs, the reference's log-probs (computed once), optimiser, resume --
     ctx = setup_stage(cfg, "dpo", init)
     acc, tokenizer, d = ctx.accelerator, ctx.tokenizer, cfg.dpo
@@ -125,6 +93,7 @@ def train_dpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{accuracy:.2f}", refresh=False)
         if step % d.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, start_eval=start_eval)
+        run.guards.observe(row)
     bar.close()
 
     final_eval = evaluate() if acc.is_main_process else {}

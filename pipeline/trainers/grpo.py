@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import copy
 import sys
-from contextlib import nullcontext
 import time
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, Mapping
 
 import torch
 
-from pipeline.config import RunConfig
+from pipeline.config import GRPOConfig, RunConfig
 from pipeline.data import build_task_data
 from pipeline.evaluate import heldout_accuracy
-from pipeline.losses import group_advantages, grpo_loss
-from pipeline.rollout import SamplingParams, make_engine
+from pipeline.forward import completion_logprobs, vocabulary_fingerprint
+from pipeline.losses import grpo_loss, masked_group_advantages
+from pipeline.metrics import masked_verdicts, sample_metrics, verifier_metrics
+from pipeline.rollout import make_engine, sampling_params, sync_weights
+from pipeline.rollout.collect import collect
 from pipeline.scoring import Scorer
-from pipeline.tokens import PackedBatch, completion_logprobs, encode_prompt, pack
-from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, seed_step, setup_stage, stage_main
+from pipeline.stages import stage_main
+from pipeline.tokens import PackedBatch, pack, pad_rows
+from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, seed_step, setup_stage
 
-__all__ = ["train_grpo", "masked_group_advantages"]
+__all__ = ["train_grpo"]
 
 
-def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
     # --- set up: policy, frozen reference (only when beta > 0), verifiers, engine, resume --------
     ctx = setup_stage(cfg, "grpo", init)
     acc, tokenizer, g = ctx.accelerator, ctx.tokenizer, cfg.grpo
@@ -43,9 +47,9 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     if reference is not None:
         reference = reference.to(acc.device)
-    engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
-    sampling = SamplingParams(cfg.rollout.temperature, cfg.rollout.top_p, cfg.rollout.max_new_tokens,
-                              min_new_tokens=cfg.rollout.min_new_tokens)
+    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
+    sampling = sampling_params(cfg.rollout)
+    vocabulary = vocabulary_fingerprint(tokenizer)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
     def evaluate() -> float:
@@ -62,38 +66,29 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         seed_step(cfg.seed, step, acc.process_index)
 
-        # --- roll out: this process's share of the step's prompts, G completions each
+        # --- roll out and score: this process's share of the step's prompts, G completions each
         batch_rows = data.rl_batch(step, g.prompts_per_step)
         rows = [batch_rows[i] for i in prompts_here]
-        with watch("generate"):
-            prompt_ids = [encode_prompt(tokenizer, r.prompt, data.system) for r in rows]
-            rollouts = engine.generate(prompt_ids, g.group_size, sampling)
-
-        # --- score: one verdict per completion
-        with watch("verify"):
-            names = [r.verifier for r in rows for _ in range(g.group_size)]
-            verdicts = scorer.score(rollouts.texts, [r.answer for r in rows for _ in range(g.group_size)], names,
-                                    [r.prompt for r in rows for _ in range(g.group_size)], data.system)
-        rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float32)
-        valid = torch.tensor([v.status == "ok" for v in verdicts])
-        advantages, keep = masked_group_advantages(
-            rewards, valid, g.group_size, g.advantage_scale, g.drop_equal_groups
-        )
+        c = collect(engine, scorer, tokenizer, rows, g.group_size, sampling, data.system, vocabulary, watch)
+        advantages, keep = masked_group_advantages(c.rewards, c.valid, g.group_size, g.advantage_scale,
+                                                   g.drop_equal_groups)
 
         # --- optimise: `epochs` passes over the kept samples, one optimiser step per pass
         with watch("train"):
             kept = keep.nonzero().squeeze(-1).tolist()
-            train_stats = _optimise(acc, model, reference, optimizer, rollouts, kept, advantages, cfg, tokenizer.pad_token_id)
+            train_stats = _optimise(acc, model, reference, optimizer, c.rollouts, kept, advantages, g,
+                                    cfg.rollout.temperature, cfg.rollout.max_new_tokens, tokenizer.pad_token_id)
         scheduler.step()
-        engine.sync_weights(acc.unwrap_model(model))
+        sync_weights(engine, acc.unwrap_model(model))
         step += 1
         train_seconds += time.perf_counter() - started
 
-        # --- log, evaluate, checkpoint
+        # --- log, evaluate, checkpoint, then let the guards judge the step
+        samples = sample_metrics(acc, c, keep)
         row = {
             "step": step,
-            **_rollout_stats(acc, rewards, valid, keep, rollouts, verdicts),
-            **_verifier_stats(acc, verdicts, names, sorted(scorer.verifiers)),
+            **samples,
+            **verifier_metrics(acc, c.verdicts, c.names, sorted(scorer.verifiers)),
             "lr": scheduler.get_last_lr()[0],
             **train_stats,
             **watch.pop(),
@@ -106,6 +101,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         bar.set_postfix(reward=f"{row['reward_mean'] or 0:.3f}", kl=f"{row.get('kl', 0):.4f}", refresh=False)
         if step % g.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, start_accuracy=start_accuracy)
+        run.guards.observe(row, masked_verdicts(acc, c.verdicts, c.names))
     bar.close()
 
     final_accuracy = None
@@ -114,80 +110,15 @@ def train_grpo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         log.log({"step": step, "eval_accuracy": final_accuracy})
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "start_accuracy": start_accuracy},
                        ["reward_mean", "eval_accuracy", "kl", "completion_len"], "GRPO")
+    engine.close()
     return {"model": str(final), "steps": step, "start_accuracy": start_accuracy,
             "final_accuracy": final_accuracy, "train_seconds": round(train_seconds, 2)}
 
 
-def masked_group_advantages(
-    rewards: torch.Tensor, valid: torch.Tensor, group_size: int, scale: str, drop_equal: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Group-relative advantages over the valid members of each group. (N,), (N,) -> (N,), (N,) keep.
-
-    A masked (timeout/error) sample neither gets an advantage nor shifts its group's mean and std.
-    A group with fewer than two valid members has no baseline; with `drop_equal`, a group whose
-    valid rewards are all equal carries no signal either; their samples are not kept.
-    """
-    advantages = torch.zeros_like(rewards)
-    keep = torch.zeros_like(valid)
-    for start in range(0, rewards.numel(), group_size):
-        members = torch.arange(start, start + group_size)[valid[start : start + group_size]]
-        r = rewards[members]
-        if r.numel() < 2 or (drop_equal and bool((r == r[0]).all())):
-            continue
-        advantages[members] = group_advantages(r, r.numel(), scale=scale)
-        keep[members] = True
-    return advantages, keep
-
-
-def _rollout_stats(acc, rewards, valid, keep, rollouts, verdicts) -> dict[str, Any]:
-    """Reward, accuracy, length and verdict statistics of the step, summed over all processes."""
-    g = rollouts.group_size
-    ok_rewards = rewards[valid]
-    local = torch.tensor([
-        len(verdicts), float(valid.sum()), sum(v.status == "timeout" for v in verdicts),
-        sum(v.status == "error" for v in verdicts), float(ok_rewards.sum()), float((ok_rewards**2).sum()),
-        float((ok_rewards > 0).sum()), sum(len(c) for c in rollouts.completion_ids), sum(rollouts.truncated),
-        float(keep.view(-1, g).any(dim=1).sum()),
-    ], dtype=torch.float64)
-    n, ok, timeout, error, r_sum, r_sq, correct, length, truncated, kept = acc.reduce(local.to(acc.device), "sum").tolist()
-    mean = r_sum / ok if ok else None
-    return {
-        "reward_mean": mean,
-        "reward_std": ((r_sq - ok * mean**2) / (ok - 1)) ** 0.5 if ok > 1 else None,
-        "accuracy": correct / ok if ok else None,
-        "groups_kept": int(kept),
-        "completion_len": length / n,
-        "truncated_frac": truncated / n,
-        "verdict_ok": int(ok),
-        "verdict_timeout": int(timeout),
-        "verdict_error": int(error),
-    }
-
-
-def _verifier_stats(acc, verdicts, names: list[str], all_names: list[str]) -> dict[str, Any]:
-    """Per verifier: verdicts by status, mean reward of ok verdicts, mean latency; summed over all
-    processes (every process lists the same verifiers, so the tensors line up)."""
-    local = torch.zeros(len(all_names), 5, dtype=torch.float64)  # ok, timeout, error, reward sum, latency sum
-    column = {"ok": 0, "timeout": 1, "error": 2}
-    for verdict, name in zip(verdicts, names):
-        row = local[all_names.index(name)]
-        row[column[verdict.status]] += 1
-        row[3] += verdict.reward if verdict.scored else 0.0
-        row[4] += verdict.latency_s
-    total = acc.reduce(local.to(acc.device), "sum").cpu()
-    stats: dict[str, Any] = {}
-    for name, (ok, timeout, error, reward_sum, latency_sum) in zip(all_names, total.tolist()):
-        n = ok + timeout + error
-        if n:
-            stats.update({f"verifier/{name}/ok": int(ok), f"verifier/{name}/timeout": int(timeout),
-                          f"verifier/{name}/error": int(error), f"verifier/{name}/latency_s": latency_sum / n,
-                          f"verifier/{name}/reward_mean": reward_sum / ok if ok else None})
-    return stats
-
-
 def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advantages: torch.Tensor,
-              cfg: RunConfig, pad_id: int) -> dict[str, float]:
-    g = cfg.grpo
+              g: GRPOConfig, temperature: float, max_tokens: int, pad_id: int) -> dict[str, float]:
+    """`g.epochs` passes of the clipped surrogate over the kept samples, micro-batched; returns the
+    loss statistics averaged over the passes and summed over the processes."""
     if not kept and acc.num_processes == 1:
         return {}
     # Every process must run the same number of backward passes (DDP syncs on each), so the
@@ -198,15 +129,13 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
         return {}
     n_micro = max(1, -(-len(kept) // g.micro_batch_size))
     n_micro = int(acc.gather(torch.tensor([n_micro], device=acc.device)).max())
-    max_tokens = cfg.rollout.max_new_tokens
-    temperature = cfg.rollout.temperature
 
     micro_batches = []
     for m in range(n_micro):
         chunk = kept[m * g.micro_batch_size : (m + 1) * g.micro_batch_size] or kept[:1]
         weight_zero = not kept[m * g.micro_batch_size : (m + 1) * g.micro_batch_size]
         packed = pack([rollouts.prompt_ids[i] for i in chunk], [rollouts.completion_ids[i] for i in chunk], pad_id)
-        old = _pad([rollouts.logprobs[i] for i in chunk], packed.completion_ids.shape[1])
+        old = pad_rows([rollouts.logprobs[i] for i in chunk], packed.completion_ids.shape[1])
         packed, old = packed.to(acc.device), old.to(acc.device)
         ref = None
         if reference is not None:
@@ -245,13 +174,6 @@ def _share(packed: PackedBatch, aggregation: str, total_seqs: int, total_tokens:
     if aggregation == "token_mean":
         return float(packed.completion_mask.sum()) / total_tokens
     return packed.completion_ids.shape[0] / total_seqs
-
-
-def _pad(rows: list[list[float]], width: int) -> torch.Tensor:
-    out = torch.zeros((len(rows), width))
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,18 +18,19 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
+from errors import ConfigError, DataError
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
-from errors import ConfigError, DataError
-from pipeline.losses import kto_loss, sequence_logps
+from pipeline.forward import all_pair_logps, completion_logprobs
+from pipeline.losses import implicit_reward_accuracy, kto_loss, sequence_logps
 from pipeline.preference import encode_pairs, load_preference_data
-from pipeline.tokens import completion_logprobs, encode_demonstration, pack
-from pipeline.trainers.common import prepare_training, progress_bar, setup_stage, stage_main
-from pipeline.trainers.dpo import all_pair_logps, implicit_reward_accuracy
+from pipeline.stages import stage_main
+from pipeline.tokens import encode_demonstration, pack
+from pipeline.trainers.common import prepare_training, progress_bar, setup_stage
 
 __all__ = ["train_kto"]
 
@@ -39,7 +40,7 @@ def _logps(model, prompts: list[list[int]], completions: list[list[int]], pad_id
     return sequence_logps(completion_logprobs(model, batch), batch.completion_mask)  # (N,)
 
 
-def train_kto(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+def train_kto(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
     # --- set up: policy, frozen reference, rows, optimiser, resume -----------------------------
     ctx = setup_stage(cfg, "kto", init)
     acc, tokenizer, k = ctx.accelerator, ctx.tokenizer, cfg.kto
@@ -112,6 +113,7 @@ def train_kto(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         bar.set_postfix(loss=f"{sums['loss']:.3f}", refresh=False)
         if step % k.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, start_eval=start_eval)
+        run.guards.observe(row)
     bar.close()
 
     final_eval = evaluate()

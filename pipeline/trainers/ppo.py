@@ -13,8 +13,10 @@ The critic is a separate model, not a value head on the policy: a `*ForSequenceC
 copy of the reward model (InstructGPT's choice; `critic_init: policy` starts it from the policy's
 backbone instead), with its own optimiser. Separate weights cost a second model's memory, and buy
 a policy whose features are never pulled around by value regression, and no value-loss weight to
-tune against the policy loss. The reward model (the `reward_model` verifier) is found at
-`reward_model.path`, or the reward_model stage's final directory under the run's output_dir.
+tune against the policy loss. The score comes from the `reward_model` verifier through the same
+contract as every verifier (a failed verdict masks its sample out of the loss); the reward model is
+the round's reward_model stage result (`--input reward_model=DIR`), else `reward_model.path`, else
+the reward_model stage's final directory under the run's output_dir.
 
 Prints `{"stage": "ppo", "model": <final policy dir>, "value_model": <critic dir>, ...}`.
 """
@@ -24,26 +26,30 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
+from errors import DataError
 from pipeline.checkpoint import export_model
 from pipeline.config import PPOConfig, RunConfig
-from pipeline.data import EpochSampler, build_task_data
-from errors import DataError
+from pipeline.data import EpochSampler, PromptRow, build_task_data
 from pipeline.evaluate import heldout_accuracy
+from pipeline.forward import completion_logprobs, completion_values, mean_token_logprob, vocabulary_fingerprint
 from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
 from pipeline.losses import value_loss, whiten
-from pipeline.models import scorer_from_causal_lm
-from pipeline.rollout import SamplingParams, make_engine
+from pipeline.metrics import masked_verdicts, sample_metrics
+from pipeline.models import load_reward_model, scorer_from_causal_lm
+from pipeline.rollout import make_engine, sampling_params, sync_weights
+from pipeline.rollout.collect import collect, score_rollouts
 from pipeline.scoring import Scorer
-from pipeline.tokens import PackedBatch, completion_logprobs, encode_demonstration, encode_prompt, pack
-from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, seed_step, setup_stage, stage_main
-from pipeline.trainers.reward_model import completion_values
-from verifiers.reward_model import RewardModelVerifier
+from pipeline.stages import stage_main
+from pipeline.tokens import PackedBatch, encode_demonstration, encode_prompt, pack, pad_rows
+from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, seed_step, setup_stage
 
-__all__ = ["train_ppo", "AdaptiveKLController", "demonstration_logprob"]
+__all__ = ["train_ppo", "AdaptiveKLController"]
+
+REWARD_VERIFIER = "reward_model"
 
 
 class AdaptiveKLController:
@@ -60,16 +66,17 @@ class AdaptiveKLController:
         self.coef *= 1 + error * n / self.horizon
 
 
-def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
-    # --- set up: policy, frozen reference, reward model, critic, engine, resume ---------------
+def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    # --- set up: policy, frozen reference, the reward's verifier, critic, engine, resume -------
+    if inputs and inputs.get("reward_model"):  # the round's reward_model stage result
+        cfg = cfg.model_copy(update={"reward_model": cfg.reward_model.model_copy(update={"path": inputs["reward_model"]})})
     ctx = setup_stage(cfg, "ppo", init)
     acc, tokenizer, p = ctx.accelerator, ctx.tokenizer, cfg.ppo
     data = build_task_data(cfg)
-    rm = RewardModelVerifier(path=str(cfg.reward_model_path), device=str(acc.device), dtype=cfg.model.dtype,
-                             max_length=p.max_length, system=data.system)
-    score_ids = rm.shares_vocabulary(tokenizer)  # else the completions are re-tokenised as text
+    scorer = Scorer(cfg, data.verifier_names() | {p.verifier})
+    vocabulary = vocabulary_fingerprint(tokenizer)  # the reward model scores the sampled ids when it shares it
     reference = copy.deepcopy(ctx.model).eval().requires_grad_(False).to(acc.device)
-    critic = _initial_critic(p, rm, ctx.model, cfg.seed)
+    critic = _initial_critic(p, cfg, ctx.model)
     critic_optimizer, critic_scheduler = make_optimizer(critic, p.model_copy(update={"lr": p.critic_lr}), p.steps)
     # Prepared before the policy, so every checkpoint holds both models and both optimisers.
     critic, critic_optimizer, critic_scheduler = acc.prepare(critic, critic_optimizer, critic_scheduler)
@@ -93,27 +100,23 @@ def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     kl_ctl = AdaptiveKLController(run.state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon)
-    engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
-    sampling = SamplingParams(cfg.rollout.temperature, cfg.rollout.top_p, cfg.rollout.max_new_tokens,
-                              min_new_tokens=cfg.rollout.min_new_tokens)
-    scorer = Scorer(cfg, data.verifier_names())
+    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
+    sampling = sampling_params(cfg.rollout)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
     pad_id = tokenizer.pad_token_id
 
-    def score(rollouts, prompts: list[str], shaped: bool = True) -> torch.Tensor:
-        """The reward model's scores `(N,)`; `shaped` adds the training-only EOS penalty and clip."""
-        if score_ids:
-            scores = rm.score_ids(rollouts.prompt_ids, rollouts.completion_ids)
-        else:
-            scores = rm.score_texts([q for q in prompts for _ in range(rollouts.group_size)], rollouts.texts)
-        if not shaped:
-            return scores
+    def rewarded(rows: list[PromptRow]) -> list[PromptRow]:
+        """The rows, each scored by PPO's reward verifier instead of its task verifier."""
+        return [PromptRow(r.prompt, r.answer, p.verifier) for r in rows]
+
+    def shaped(scores: torch.Tensor, truncated: list[bool]) -> torch.Tensor:
+        """Training-only shaping of the scores `(N,)`: the missing-EOS penalty, then the clip."""
         if p.missing_eos_penalty is not None:
-            scores = scores - p.missing_eos_penalty * torch.tensor(rollouts.truncated, dtype=scores.dtype)
+            scores = scores - p.missing_eos_penalty * torch.tensor(truncated, dtype=scores.dtype)
         return scores.clamp(-p.score_clip, p.score_clip) if p.score_clip else scores
 
     def evaluate() -> dict[str, float]:
-        """Held-out task accuracy (greedy), mean raw RM score of samples on the held-out prompts (a
+        """Held-out task accuracy (greedy), mean raw score of samples on the held-out prompts (a
         fixed sampling seed), and the mean token log-likelihood of SFT demonstrations."""
         policy = acc.unwrap_model(model)
         out = {"eval_accuracy": heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, eval_tokens, data.system)["accuracy"]}
@@ -121,10 +124,12 @@ def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed + 99)
             samples = engine.generate(prompts, 1, sampling)
-        out["eval_score"] = float(score(samples, [r.prompt for r in data.eval_rows], shaped=False).mean())
+        _, verdicts = score_rollouts(scorer, rewarded(data.eval_rows), samples, data.system, vocabulary)
+        scored = [v.reward for v in verdicts if v.scored]
+        out["eval_score"] = sum(scored) / len(scored) if scored else None
         for key, examples in probes.items():
             if examples:
-                out[key] = demonstration_logprob(policy, examples, pad_id, p.micro_batch_size)
+                out[key] = mean_token_logprob(policy, examples, pad_id, p.micro_batch_size)
         return out
 
     start_eval = run.state.get("start_eval")
@@ -138,20 +143,19 @@ def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         seed_step(cfg.seed, step, acc.process_index)
 
-        # --- roll out and score
+        # --- roll out and score: a masked verdict (timeout, error) takes its sample out of the loss
         step_rows = data.rl_batch(step, p.prompts_per_step)
-        rows = [step_rows[i] for i in prompts_here]
-        with watch("generate"):
-            rollouts = engine.generate([encode_prompt(tokenizer, r.prompt, data.system) for r in rows],
-                                       p.samples_per_prompt, sampling)
-        with watch("score"):
-            scores = score(rollouts, [r.prompt for r in rows])
+        c = collect(engine, scorer, tokenizer, rewarded([step_rows[i] for i in prompts_here]), p.samples_per_prompt,
+                    sampling, data.system, vocabulary, watch)
+        rollouts = c.rollouts
+        scores = shaped(torch.where(c.valid, c.rewards, 0.0), rollouts.truncated)
 
         # --- per-token rewards, values, advantages over the whole batch
         with watch("prepare"):
             batch = pack(rollouts.prompt_ids, rollouts.completion_ids, pad_id).to(acc.device)
+            batch.completion_mask *= c.valid.to(batch.completion_mask)[:, None]
             mask = batch.completion_mask
-            old_logps = _pad(rollouts.logprobs, mask.shape[1]).to(acc.device)  # the sampler's log-probs
+            old_logps = pad_rows(rollouts.logprobs, mask.shape[1]).to(acc.device)  # the sampler's log-probs
             ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
                                                        cfg.rollout.temperature)
             rewards, kl = kl_shaped_rewards(old_logps, ref_logps, scores.to(acc.device), mask, kl_ctl.coef)
@@ -159,33 +163,39 @@ def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
             if p.whiten_advantages:
                 advantages = whiten(advantages, mask)
 
-        # --- optimise: `epochs` passes over shuffled minibatches
+        # --- optimise: `epochs` passes over shuffled minibatches of the scored samples
         with watch("train"):
             stats = _optimise(acc, model, critic, optimizer, critic_optimizer, batch,
                               (old_logps, old_values, advantages, returns), p, cfg.rollout.temperature,
-                              ptx_examples, ptx_sampler, step, pad_id)
+                              ptx_examples, ptx_sampler, step, pad_id, c.valid.nonzero().squeeze(-1).tolist())
         scheduler.step()
         critic_scheduler.step()
-        engine.sync_weights(acc.unwrap_model(model))
-        seq_kl = float((kl * mask).sum(-1).mean())
+        sync_weights(engine, acc.unwrap_model(model))
+        valid_rows = c.valid.to(acc.device)
+        seq_kl = float((kl * mask).sum(-1)[valid_rows].mean()) if bool(valid_rows.any()) else 0.0
         coef_used = kl_ctl.coef
-        kl_ctl.update(seq_kl, len(rollouts.completion_ids))
+        kl_ctl.update(seq_kl, int(c.valid.sum()))
         step += 1
         train_seconds += time.perf_counter() - started
+        samples = sample_metrics(acc, c, None)
+        valid_scores = scores[c.valid]
 
         # --- log, evaluate, checkpoint
         row = {
             "step": step,
-            "score_mean": float(scores.mean()),
-            "score_std": float(scores.std()) if scores.numel() > 1 else 0.0,
+            "score_mean": float(valid_scores.mean()) if valid_scores.numel() else None,
+            "score_std": float(valid_scores.std()) if valid_scores.numel() > 1 else 0.0,
             "kl": seq_kl,
             "kl_coef": coef_used,
-            "reward_mean": float((rewards * mask).sum(-1).mean()),
+            "reward_mean": float((rewards * mask).sum(-1)[c.valid.to(mask.device)].mean()) if valid_scores.numel() else None,
             "value_mean": float(masked_mean(old_values, mask)),
             "return_mean": float(masked_mean(returns, mask)),
             "explained_variance": _explained_variance(old_values, returns, mask),
-            "completion_len": float(mask.sum(-1).mean()),
-            "truncated_frac": sum(rollouts.truncated) / len(rollouts.truncated),
+            "completion_len": samples["completion_len"],
+            "truncated_frac": samples["truncated_frac"],
+            "verdict_ok": samples["verdict_ok"],
+            "verdict_timeout": samples["verdict_timeout"],
+            "verdict_error": samples["verdict_error"],
             **stats,
             "lr": scheduler.get_last_lr()[0],
             **watch.pop(),
@@ -195,9 +205,10 @@ def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
             row.update(evaluate())
         log.log(row)
         bar.update(1)
-        bar.set_postfix(score=f"{row['score_mean']:.3f}", kl=f"{seq_kl:.3f}", refresh=False)
+        bar.set_postfix(score=f"{row['score_mean'] or 0:.3f}", kl=f"{seq_kl:.3f}", refresh=False)
         if step % p.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, kl_coef=kl_ctl.coef, start_eval=start_eval)
+        run.guards.observe(row, masked_verdicts(acc, c.verdicts, c.names))
     bar.close()
 
     final_eval = evaluate() if acc.is_main_process else {}
@@ -206,15 +217,17 @@ def train_ppo(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "kl_coef": kl_ctl.coef, "start_eval": start_eval},
                        ["score_mean", "kl", "eval_score", "eval_accuracy", "value_loss", "sft_logprob"], "PPO")
     value_dir = export_model(acc, critic, tokenizer, ctx.stage_dir / "value_model")
+    engine.close()
     return {"model": str(final), "value_model": str(value_dir), "steps": step,
             "start": start_eval, "final": final_eval or None, "train_seconds": round(train_seconds, 2)}
 
 
-def _initial_critic(p: PPOConfig, rm: RewardModelVerifier, policy, seed: int):
+def _initial_critic(p: PPOConfig, cfg: RunConfig, policy):
+    """A copy of the trained reward model (InstructGPT), or a fresh head on the policy's backbone."""
     if p.critic_init == "reward_model":
-        critic = copy.deepcopy(rm.model).cpu()
+        critic, _ = load_reward_model(cfg.reward_model_path, cfg.model.dtype)
     else:
-        critic = scorer_from_causal_lm(policy, seed=seed)
+        critic = scorer_from_causal_lm(policy, seed=cfg.seed)
     return critic.train().requires_grad_(True)
 
 
@@ -230,8 +243,12 @@ def _forward_in_chunks(reference, critic, batch: PackedBatch, size: int, tempera
 
 
 def _optimise(acc, model, critic, optimizer, critic_optimizer, batch: PackedBatch, tensors, p: PPOConfig,
-              temperature: float, ptx_examples, ptx_sampler: EpochSampler, step: int, pad_id: int) -> dict[str, float]:
+              temperature: float, ptx_examples, ptx_sampler: EpochSampler, step: int, pad_id: int,
+              scored: list[int]) -> dict[str, float]:
+    """`p.epochs` passes over shuffled minibatches of the `scored` samples (those with a verdict)."""
     old_logps, old_values, advantages, returns = tensors
+    if not scored:
+        return {}
     n = batch.input_ids.shape[0]
     sums: dict[str, float] = {}
     updates = 0
@@ -239,8 +256,8 @@ def _optimise(acc, model, critic, optimizer, critic_optimizer, batch: PackedBatc
     # draws the ones the killed run would have drawn.
     first_update = step * p.epochs * -(-n // p.minibatch_size)
     for epoch in range(p.epochs):
-        order = torch.randperm(n).tolist()
-        for mb_start in range(0, n, p.minibatch_size):
+        order = [scored[i] for i in torch.randperm(len(scored)).tolist()]
+        for mb_start in range(0, len(order), p.minibatch_size):
             minibatch = order[mb_start : mb_start + p.minibatch_size]
             tokens = float(batch.completion_mask[minibatch].sum())
             for start in range(0, len(minibatch), p.micro_batch_size):
@@ -285,13 +302,6 @@ def _rows(batch: PackedBatch, index) -> PackedBatch:
     return PackedBatch(*(t[index] for t in vars(batch).values()))
 
 
-def _pad(rows: list[list[float]], width: int) -> torch.Tensor:
-    out = torch.zeros((len(rows), width))
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r)
-    return out
-
-
 def _explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
     """1 - Var(R - V) / Var(R) over the valid tokens: 1 is a perfect critic, 0 no better than a constant."""
     m = mask.bool()
@@ -300,38 +310,8 @@ def _explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch
     return float(1 - (r - v).var() / var) if var > 0 else 0.0
 
 
-@torch.no_grad()
-def demonstration_logprob(model, examples: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int) -> float:
-    """Mean per-token log-likelihood of demonstrations (prompt ids, completion ids) under `model`:
-    how much of its SFT behaviour a policy keeps (PPO-ptx limits its drop, the alignment tax)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0.0
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        batch = pack([e[0] for e in chunk], [e[1] for e in chunk], pad_id).to(device)
-        logps = completion_logprobs(model, batch)
-        total += float(torch.where(batch.completion_mask.bool(), logps, 0.0).sum())
-        count += float(batch.completion_mask.sum())
-    model.train(was_training)
-    return total / max(count, 1.0)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Also takes `--reward-model DIR` (how a flow may hand on the reward_model stage's result): the
-    same as the override `reward_model.path=DIR`."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    for i, arg in enumerate(args):
-        if arg == "--reward-model" and i + 1 < len(args):
-            path = args.pop(i + 1)
-            args.pop(i)
-            args.append(f"reward_model.path={path}")  # overrides are positionals: they go last
-            break
-        if arg.startswith("--reward-model="):
-            args.append("reward_model.path=" + args.pop(i).split("=", 1)[1])
-            break
-    return stage_main("ppo", train_ppo, args)
+    return stage_main("ppo", train_ppo, argv)
 
 
 if __name__ == "__main__":

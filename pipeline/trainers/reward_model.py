@@ -17,52 +17,21 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
+from errors import DataError
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
-from errors import DataError
+from pipeline.forward import sequence_scores
 from pipeline.losses import bradley_terry_loss, pairwise_accuracy
 from pipeline.models import scorer_from_causal_lm
 from pipeline.preference import EncodedPair, encode_pairs, load_preference_data, pack_pairs
-from pipeline.tokens import PackedBatch
-from pipeline.trainers.common import prepare_training, progress_bar, setup_stage, stage_main
+from pipeline.stages import stage_main
+from pipeline.trainers.common import prepare_training, progress_bar, setup_stage
 
-__all__ = ["train_reward_model", "head_outputs", "sequence_scores", "completion_values", "evaluate_pairs"]
-
-
-def head_outputs(model, batch: PackedBatch) -> torch.Tensor:
-    """The scalar head applied at every position: `(B, T)` float32.
-
-    The forward goes through `model` itself (so a DDP wrapper sees it); the head reads the final
-    hidden states, which is what the sequence-classification model pools at one position."""
-    out = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        output_hidden_states=True,
-        use_cache=False,
-    )
-    head = getattr(model, "module", model).score  # (H -> 1); "score" in every HF *ForSequenceClassification LM
-    return head(out.hidden_states[-1]).squeeze(-1).float()  # (B, T)
-
-
-def sequence_scores(model, batch: PackedBatch) -> torch.Tensor:
-    """Score of each (prompt, completion): the head at the completion's last token. `(B,)`."""
-    values = head_outputs(model, batch)  # (B, T)
-    t, tc = batch.input_ids.shape[1], batch.completion_ids.shape[1]
-    last = (t - tc - 1 + batch.completion_mask.sum(-1).long()).clamp(min=0)  # (B,)
-    return values.gather(1, last.unsqueeze(-1)).squeeze(-1)
-
-
-def completion_values(model, batch: PackedBatch) -> torch.Tensor:
-    """A critic's V(s_t) for each completion token t: the head at the position that predicts it
-    (the state before the token is chosen), aligned with `completion_logprobs`. `(B, Tc)`."""
-    values = head_outputs(model, batch)  # (B, T)
-    t, tc = batch.input_ids.shape[1], batch.completion_ids.shape[1]
-    return values[:, t - tc - 1 : t - 1]
+__all__ = ["train_reward_model", "evaluate_pairs"]
 
 
 def _pair_scores(model, chunk: list[EncodedPair], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +59,7 @@ def evaluate_pairs(model, encoded: list[EncodedPair], pad_id: int, batch_size: i
     }
 
 
-def train_reward_model(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+def train_reward_model(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
     # --- set up: scorer on the policy's backbone, pairs, optimiser, resume -------------------
     ctx = setup_stage(cfg, "reward_model", init)
     acc, tokenizer, r = ctx.accelerator, ctx.tokenizer, cfg.reward_model
@@ -147,6 +116,7 @@ def train_reward_model(cfg: RunConfig, init: str | None = None) -> dict[str, Any
         bar.set_postfix(loss=f"{loss_sum:.3f}", acc=f"{correct:.2f}", refresh=False)
         if step % r.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds)
+        run.guards.observe(row)
     bar.close()
 
     final_eval = evaluate() if acc.is_main_process else {}

@@ -7,24 +7,26 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
+from errors import DataError
 from pipeline.config import RunConfig
 from pipeline.data import EpochSampler, build_task_data
-from errors import DataError
 from pipeline.evaluate import heldout_accuracy
+from pipeline.forward import completion_logprobs
 from pipeline.losses import sft_loss
 from pipeline.rollout import make_engine
 from pipeline.scoring import Scorer
-from pipeline.tokens import completion_logprobs, encode_demonstration, pack
-from pipeline.trainers.common import prepare_training, progress_bar, setup_stage, stage_main
+from pipeline.stages import stage_main
+from pipeline.tokens import encode_demonstration, pack
+from pipeline.trainers.common import prepare_training, progress_bar, setup_stage
 
 __all__ = ["train_sft"]
 
 
-def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
+def train_sft(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
     # --- set up: model, data, optimiser, resume ---------------------------------------------
     ctx = setup_stage(cfg, "sft", init)
     acc, tokenizer, s = ctx.accelerator, ctx.tokenizer, cfg.sft
@@ -39,7 +41,7 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
     step, train_seconds = run.state["step"], run.state["train_seconds"]
 
     if s.eval_every:  # held-out accuracy during SFT: the engine shares the policy's weights
-        engine = make_engine(cfg.rollout, acc.unwrap_model(model), tokenizer)
+        engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
         scorer = Scorer(cfg, data.verifier_names())
         eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
@@ -71,14 +73,16 @@ def train_sft(cfg: RunConfig, init: str | None = None) -> dict[str, Any]:
         train_seconds += time.perf_counter() - started
 
         # --- log, checkpoint
-        log.log({"step": step, "loss": loss_value, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
-                 "tokens": total_tokens, "train_seconds": round(train_seconds, 3)})
+        row = {"step": step, "loss": loss_value, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
+               "tokens": total_tokens, "train_seconds": round(train_seconds, 3)}
+        log.log(row)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
         if s.eval_every and step % s.eval_every == 0 and acc.is_main_process:
             log.log({"step": step, "eval_accuracy": evaluate()})
         if step % s.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds)
+        run.guards.observe(row)
     bar.close()
 
     final = run.finish(ctx, step, {"train_seconds": train_seconds}, ["loss", "eval_accuracy"], "SFT")

@@ -1,6 +1,7 @@
 """Bad input through the command line: one clear line naming the file/row/field, no traceback."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,48 @@ def test_stage_alone_reports_bad_input_the_same_way(tmp_path):
 def test_verifiers_lists_builtins():
     proc = rlvr("verifiers")
     assert proc.returncode == 0 and "math" in proc.stdout.split()
+
+
+def test_a_shape_mistake_in_the_model_is_one_line_naming_the_field():
+    proc = rlvr("run", "configs/tiny.yaml", "model.tiny.num_heads=3")
+    _assert_one_clear_line(proc, "model.tiny.num_heads", "hidden_size (64)")
+
+
+def test_a_held_out_set_larger_than_the_task_can_generate_is_one_line_naming_the_field():
+    proc = rlvr("run", "configs/tiny.yaml", "task.max_operand=1", "task.eval_size=500")
+    _assert_one_clear_line(proc, "task.eval_size", "8 distinct problems")
+
+
+def test_an_unknown_stage_is_one_line_naming_the_field():
+    _assert_one_clear_line(rlvr("run", "configs/tiny.yaml", "stages=[sft,rlhf]"), "stages.1", "unknown stage 'rlhf'")
+
+
+def test_an_input_a_stage_does_not_take_is_one_line():
+    proc = rlvr("stage", "grpo", "configs/tiny.yaml", "--input", "reward_model=x")
+    _assert_one_clear_line(proc, "grpo stage takes no input 'reward_model'")
+
+
+@pytest.mark.slow
+def test_a_stage_that_exits_with_a_user_error_ends_the_run_in_one_line_and_is_not_retried(tmp_path):
+    # The data is fine for the preflight check (RL rows) but the SFT stage needs demonstrations it
+    # does not have: the stage exits 2, the flow does not retry it, `rlvr run` exits 2.
+    import os
+
+    data = tmp_path / "rl.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"{i}+1=", "answer": str(i + 1)}) + "\n" for i in range(40)))
+    config = tmp_path / "run.yaml"
+    config.write_text(f"task:\n  kind: dataset\n  eval_size: 8\n  rl:\n    path: {data}\noutput_dir: {tmp_path / 'run'}\n")
+    home = tmp_path / "prefect"
+    home.mkdir()
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(config)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    # Besides Prefect's own log lines ("HH:MM:SS.mmm | LEVEL | ..."), one line: the error.
+    ours = [line for line in proc.stderr.splitlines() if line.strip() and not re.match(r"\d\d:\d\d:\d\d\.\d+ \|", line)
+            and not line.startswith("See https://docs.prefect.io")]
+    assert len(ours) == 1 and ours[0].startswith("error: "), ours
+    assert "sft stage: the task has no demonstrations" in ours[0] and "error: error:" not in ours[0]
+    assert proc.stderr.count("launching") == 1  # one attempt, no retry

@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from flows.round import best_of_round, round_flow, stage_cache_key
-from flows import stages
-from flows.stages import STAGES, StageSpec
-from pipeline.config import RunConfig
 from errors import ConfigError
+from flows.round import best_of_round, round_flow, stage_cache_key
+from pipeline.config import RunConfig
+from pipeline.stages import STAGES, StageSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _key(stage: str, config: RunConfig, init=None, models=None, inputs=None) -> str:
-    return stage_cache_key(None, {"stage": stage, "config": config, "init": init, "models": models or {},
-                                  "inputs": inputs or {}})
+def _key(stage: str, config: RunConfig, init=None, policies=None, outputs=None) -> str:
+    return stage_cache_key(None, {"stage": stage, "config": config, "init": init, "policies": policies or {},
+                                  "outputs": outputs or {}})
 
 
 def test_cache_key_covers_the_stage_config_and_nothing_of_other_stages():
@@ -39,8 +38,25 @@ def test_cache_key_includes_other_stages_sections_a_stage_declares_it_reads(monk
     base = RunConfig()
     other_sft = base.model_copy(update={"sft": base.sft.model_copy(update={"lr": 0.5})})
     assert _key("grpo", base) == _key("grpo", other_sft)
-    monkeypatch.setitem(STAGES, "grpo", StageSpec("pipeline.trainers.grpo", "grpo", reads=("sft",)))
+    monkeypatch.setitem(STAGES, "grpo", StageSpec("pipeline.trainers.grpo", "grpo", "grpo", reads=("sft",)))
     assert _key("grpo", base) != _key("grpo", other_sft)
+
+
+def test_cache_key_counts_the_eval_section_for_stages_that_evaluate_as_they_train():
+    base = RunConfig()
+    other_eval = base.model_copy(update={"eval": base.eval.model_copy(update={"max_new_tokens": 3})})
+    assert _key("grpo", base) != _key("grpo", other_eval)
+    assert _key("evaluate", base) != _key("evaluate", other_eval)
+    assert _key("dpo", base) == _key("dpo", other_eval)  # DPO never generates
+
+
+def test_cache_key_follows_only_the_artefacts_a_stage_consumes(tmp_path):
+    rm = tmp_path / "rm"
+    rm.mkdir()
+    (rm / "model.safetensors").write_bytes(b"a")
+    cfg = RunConfig()
+    assert _key("ppo", cfg, outputs={"reward_model": str(rm)}) != _key("ppo", cfg)
+    assert _key("grpo", cfg, outputs={"reward_model": str(rm)}) == _key("grpo", cfg)
 
 
 def test_cache_key_follows_the_input_checkpoint_contents(tmp_path):
@@ -53,7 +69,7 @@ def test_cache_key_follows_the_input_checkpoint_contents(tmp_path):
     assert first != _key("grpo", cfg, init=None)
     (ckpt / "model.safetensors").write_bytes(b"bb")  # the input was retrained: another key
     assert first != _key("grpo", cfg, init=str(ckpt))
-    assert _key("evaluate", cfg, models={"sft": str(ckpt)}) != _key("evaluate", cfg, models={"sft": "tiny"})
+    assert _key("evaluate", cfg, policies={"sft": str(ckpt)}) != _key("evaluate", cfg, policies={"sft": "tiny"})
 
 
 def test_best_of_round_by_heldout_accuracy():
@@ -100,11 +116,12 @@ def test_rlvr_run_chains_sft_grpo_evaluate_then_serves_the_rerun_from_cache(tmp_
 
 
 def test_unknown_stage_fails_before_any_stage_runs(tmp_path, monkeypatch):
-    # A stage the config accepts but no table line launches: an error naming it, before anything runs.
-    monkeypatch.setattr(stages, "STAGES", {k: v for k, v in STAGES.items() if k != "grpo"})
+    # A config validated while the table had the stage, run after it lost it: an error naming it,
+    # before anything runs.
     cfg = RunConfig(output_dir=str(tmp_path / "run"), stages=["sft", "grpo", "evaluate"])
-    with pytest.raises(ConfigError, match="stage 'grpo' has no entry in the round flow's stage table"):
-        round_flow.fn(cfg)
+    monkeypatch.setattr("pipeline.stages.STAGES", {k: v for k, v in STAGES.items() if k != "grpo"})
+    with pytest.raises(ConfigError, match=r"field stages.1: unknown stage 'grpo'"):
+        round_flow.fn(config=cfg)
     assert not (tmp_path / "run").exists()
 
 
@@ -132,3 +149,53 @@ def test_rlvr_run_chains_the_rlhf_stages_and_dpo(tmp_path):
     result = json.loads((out / "round.json").read_text())
     assert result["model"] == str(out / "dpo" / "final")
     assert "Cached" in dpo.stderr  # the SFT stage is the same as above
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():
+    """A private Prefect server for the tests that run the round flow in this process."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.mark.slow
+def test_a_stage_added_through_the_table_alone_runs_in_a_round(tmp_path, monkeypatch, prefect_harness):
+    # A stage from outside the project: its module and one row in the table. The round launches
+    # it between SFT and evaluation, hands it SFT's policy, evaluates its policy and ends with it.
+    from flows.execution import ExecutionConfig
+    from pipeline.config import load_config
+    from tests.flows.noisy_copy_stage import SPEC
+
+    monkeypatch.chdir(REPO)  # the stage runs as `python -m tests.flows.noisy_copy_stage`
+    monkeypatch.setitem(STAGES, "noisy_copy", SPEC)
+    out = tmp_path / "run"
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [
+        f"output_dir={out}", "task.sft_size=64", "task.eval_size=8", "sft.steps=2", "sft.batch_size=16",
+        "stages=[sft,noisy_copy,evaluate]"])
+    result = round_flow(config=cfg, execution=ExecutionConfig(concurrency_limit=None, retries=0))
+    stage = result["stages"]["noisy_copy"]
+    assert stage["stage"] == "noisy_copy" and stage["model"] == str(out / "noisy_copy" / "final")
+    assert stage["saw_inputs"] == []  # the round produced no reward model to pass on
+    assert result["model"] == stage["model"]
+    assert set(result["stages"]["evaluate"]) == {"stage", "sft", "noisy_copy"}
+    assert set(json.loads((out / "eval" / "results.json").read_text())) == {"sft", "noisy_copy"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failure, attempts", [("user", 1), ("guard", 1), ("crash", 3)])
+def test_the_flow_retries_a_crash_but_never_a_user_error_or_a_tripped_guard(tmp_path, monkeypatch, prefect_harness,
+                                                                            failure, attempts):
+    from flows.execution import ExecutionConfig
+    from flows.launch import StageFailed
+    from tests.flows.failing_stage import SPEC
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("FAILURE", failure)
+    monkeypatch.setitem(STAGES, "failing", SPEC)
+    cfg = RunConfig(output_dir=str(tmp_path / "run"), stages=["failing"])
+    with pytest.raises(StageFailed) as info:
+        round_flow(config=cfg, execution=ExecutionConfig(concurrency_limit=None, retries=2, retry_delay_s=0))
+    assert (tmp_path / "run" / "attempts").read_text().count("attempt") == attempts
+    assert info.value.retryable == (failure == "crash")

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from errors import DataError
 from pipeline.config import ArithmeticTaskConfig, DataSourceConfig, load_config
 from pipeline.data import EpochSampler, build_task_data, load_rows
-from errors import DataError
 from pipeline.tasks import ArithmeticTask
 
 

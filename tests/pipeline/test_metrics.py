@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from pipeline.metrics import MetricsLog, plot_metrics, read_metrics
 
 
@@ -21,3 +23,55 @@ def test_non_finite_values_are_written_as_null_and_plots_skip_missing_keys(tmp_p
     png = plot_metrics(path, tmp_path / "m.png", ["reward_mean", "kl", "absent"])
     assert png is not None and png.stat().st_size > 1000
     assert plot_metrics(path, tmp_path / "none.png", ["absent"]) is None
+
+
+class _OneProcess:
+    """accelerate's reduce/gather as one process does them."""
+
+    num_processes, device = 1, "cpu"
+
+    def reduce(self, tensor, reduction):
+        return tensor
+
+
+def _collected(rewards, statuses, lengths, truncated, group_size):
+    import torch
+
+    from pipeline.rollout import Rollouts
+    from pipeline.rollout.collect import Collected
+    from verifiers import Verdict
+
+    verdicts = [Verdict(r, s, latency_s=0.5) for r, s in zip(rewards, statuses)]
+    n = len(rewards)
+    rollouts = Rollouts([[1]] * n, [[7] * k for k in lengths], [[0.0] * k for k in lengths], [""] * n, truncated,
+                        group_size)
+    return Collected([], rollouts, ["math"] * n, verdicts, torch.tensor(rewards),
+                     torch.tensor([v.scored for v in verdicts]))
+
+
+def test_sample_metrics_count_only_scored_rewards():
+    import torch
+
+    from pipeline.metrics import sample_metrics
+
+    c = _collected([1.0, 0.0, 0.0, 1.0], ["ok", "ok", "error", "timeout"], [2, 4, 6, 8], [False, False, True, True], 2)
+    keep = torch.tensor([True, True, False, False])
+    m = sample_metrics(_OneProcess(), c, keep)
+    # scored rewards [1, 0]: mean .5, unbiased std .7071; the masked 0 and 1 are not rewards
+    assert m["reward_mean"] == 0.5 and m["reward_std"] == pytest.approx(0.70711, abs=1e-4)
+    assert m["accuracy"] == 0.5 and m["groups_kept"] == 1
+    assert (m["verdict_ok"], m["verdict_error"], m["verdict_timeout"]) == (2, 1, 1)
+    assert m["completion_len"] == 5.0 and m["truncated_frac"] == 0.5
+
+
+def test_verifier_metrics_count_statuses_and_flags_per_verifier():
+    from pipeline.metrics import verifier_metrics
+    from verifiers import Verdict
+
+    verdicts = [Verdict(1.0, "ok", latency_s=0.2, flags=("tamper",)), Verdict(0.0, "ok", latency_s=0.4),
+                Verdict(0.0, "error", latency_s=0.6, flags=("tamper",)), Verdict(1.0, "ok", latency_s=0.1)]
+    m = verifier_metrics(_OneProcess(), verdicts, ["code", "code", "code", "math"], ["code", "math"])
+    assert (m["verifier/code/ok"], m["verifier/code/error"], m["verifier/code/timeout"]) == (2, 1, 0)
+    assert m["verifier/code/reward_mean"] == 0.5 and m["verifier/code/latency_s"] == pytest.approx(0.4)
+    assert m["verifier/code/tamper"] == 2 and "verifier/math/tamper" not in m
+    assert m["verifier/math/ok"] == 1 and m["verifier/math/reward_mean"] == 1.0

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from pipeline.config import ModelConfig
 from errors import ModelNotFoundError
+from pipeline.config import ModelConfig
 from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 from pipeline.tokens import encode_demonstration, encode_prompt
 

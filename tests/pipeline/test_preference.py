@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from pipeline.config import load_config
 from errors import DataError
+from pipeline.config import load_config
 from pipeline.preference import (
     BinaryFeedback,
     PreferencePair,

@@ -2,11 +2,11 @@ import pytest
 import torch
 
 from pipeline.config import RunConfig, VerifiersConfig, load_config
+from pipeline.forward import sequence_scores, vocabulary_fingerprint
 from pipeline.models import load_causal_lm, load_tokenizer, resolve_model, scorer_from_causal_lm
 from pipeline.scoring import Scorer
 from pipeline.tokens import encode_demonstration, pack
-from pipeline.trainers.reward_model import sequence_scores
-from verifiers import ERROR, OK, VerifierConfigError, available, get, run_verifier
+from verifiers import ERROR, OK, Context, VerifierConfigError, available, get, run_verifier
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +53,34 @@ def test_references_may_be_mappings_and_bad_ones_become_error_verdicts(rm_dir):
     assert [v.status for v in broken] == [ERROR, ERROR] and "prompt" in broken[0].reason
 
 
-def test_scorer_builds_it_from_the_run_options_and_passes_prompts(rm_dir):
+def test_scorer_builds_it_from_the_run_options_and_passes_the_contexts(rm_dir):
     cfg = RunConfig(verifiers=VerifiersConfig(options={"reward_model": {"path": str(rm_dir)}}))
     scorer = Scorer(cfg, {"reward_model"})
-    # GRPO hands the gold answers as references; the scorer gives this verifier the prompts too.
-    verdicts = scorer.score(["19", "18"], [19, 19], ["reward_model", "reward_model"], ["12+7=", "12+7="])
+    # GRPO hands the gold answers as references; the contexts carry the prompts.
+    contexts = [Context(prompt="12+7="), Context(prompt="12+7=")]
+    verdicts = scorer.score(["19", "18"], [19, 19], ["reward_model", "reward_model"], contexts)
     direct = get("reward_model", path=str(rm_dir)).verify(["19", "18"], ["12+7=", "12+7="])
     assert all(v.status == OK for v in verdicts)
     assert [v.reward for v in verdicts] == pytest.approx([v.reward for v in direct])
-    with pytest.raises(ValueError, match="pass the prompts"):
+    with pytest.raises(ValueError, match="pass the contexts"):
         scorer.score(["19"], [19], ["reward_model"])
+
+
+def test_it_scores_the_sampled_ids_when_the_vocabulary_is_its_own(rm_dir):
+    # With ids in its own vocabulary it scores the ids (here those of "42", while the text says
+    # "19"); with ids of another vocabulary it re-tokenises the text.
+    verifier = get("reward_model", path=str(rm_dir))
+    tokenizer = verifier.tokenizer
+    prompt_ids, other = encode_demonstration(tokenizer, "12+7=", "42", 512)
+    ours = Context(prompt="12+7=", prompt_ids=tuple(prompt_ids), completion_ids=tuple(other),
+                   vocabulary=vocabulary_fingerprint(tokenizer))
+    by_ids = run_verifier(verifier, ["19"], [None], [ours])[0].reward
+    as_text = {c: run_verifier(verifier, [c], ["12+7="])[0].reward for c in ("19", "42")}
+    assert as_text["19"] != pytest.approx(as_text["42"], abs=1e-4)
+    assert by_ids == pytest.approx(as_text["42"], abs=1e-5)
+    foreign = Context(prompt="12+7=", prompt_ids=(1, 2), completion_ids=(3,), vocabulary="another-tokenizer")
+    by_text = run_verifier(verifier, ["19"], [None], [foreign])[0].reward
+    assert by_text == pytest.approx(run_verifier(verifier, ["19"], ["12+7="])[0].reward)
 
 
 def test_scorer_defaults_to_the_runs_reward_model(rm_dir, tmp_path):
@@ -70,7 +88,7 @@ def test_scorer_defaults_to_the_runs_reward_model(rm_dir, tmp_path):
 
     cfg = RunConfig(output_dir=str(tmp_path / "run"))
     shutil.copytree(rm_dir, cfg.reward_model_path)
-    verdicts = Scorer(cfg, {"reward_model"}).score(["19"], [19], ["reward_model"], ["12+7="])
+    verdicts = Scorer(cfg, {"reward_model"}).score(["19"], [19], ["reward_model"], [Context(prompt="12+7=")])
     assert verdicts[0].status == OK
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from pipeline.losses import group_advantages, grpo_loss
+from pipeline.losses import group_advantages, grpo_loss, masked_group_advantages
 
 LN2 = math.log(2.0)
 
@@ -234,3 +234,23 @@ def test_old_logprobs_get_no_gradient():
     loss, _ = grpo_loss(logprobs, old, None, _t([1.0]), torch.ones(1, 2))
     loss.backward()
     assert old.grad is None
+
+
+def test_masked_samples_neither_get_advantages_nor_shift_their_group():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    valid = torch.tensor([True, True, False, True, True, True, True, False])
+    adv, keep = masked_group_advantages(rewards, valid, 4, "std", drop_equal=True)
+    # group 1, valid [1, 0, 1]: mean 2/3, unbiased std 0.5774 -> [+0.5774, -1.1547, 0, +0.5774]
+    torch.testing.assert_close(adv[:4], torch.tensor([0.57735, -1.15470, 0.0, 0.57735]), atol=1e-4, rtol=0)
+    # group 2, valid [1, 1, 0]: mean 2/3 -> same numbers, the masked 0 is not a zero reward
+    torch.testing.assert_close(adv[4:], torch.tensor([0.57735, 0.57735, -1.15470, 0.0]), atol=1e-4, rtol=0)
+    assert keep.tolist() == [True, True, False, True, True, True, True, False]
+
+
+def test_groups_without_signal_are_dropped_only_when_asked():
+    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    valid = torch.tensor([True, True, True, False])  # group 2 has one valid member: no baseline
+    adv, keep = masked_group_advantages(rewards, valid, 2, "none", drop_equal=True)
+    assert keep.tolist() == [False, False, False, False] and adv.abs().sum() == 0
+    adv, keep = masked_group_advantages(rewards, valid, 2, "none", drop_equal=False)
+    assert keep.tolist() == [True, True, False, False]

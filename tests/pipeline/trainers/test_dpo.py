@@ -4,28 +4,11 @@ import torch
 from safetensors.torch import load_file
 
 from pipeline.metrics import read_metrics
-from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 from pipeline.trainers.dpo import train_dpo
-from pipeline.trainers.kto import train_kto
 
 
-def _small(cfg, stage, **changes):
-    return cfg.model_copy(update={
-        "preference": cfg.preference.model_copy(update={"size": 8, "eval_size": 4}),
-        stage: getattr(cfg, stage).model_copy(update={"steps": 8, "batch_size": 48, "micro_batch_size": 24,
-                                                      "lr": 3e-3, "eval_every": 4, "checkpoint_every": 4, **changes}),
-    })
-
-
-def _moved(cfg, final: str) -> bool:
-    source = resolve_model("tiny", cfg.model)
-    start = load_causal_lm(source, cfg.model, load_tokenizer(source), seed=cfg.seed).state_dict()
-    end = load_file(str(Path(final) / "model.safetensors"))
-    return all(not torch.equal(start[k], end[k]) for k in end)
-
-
-def test_dpo_fits_its_pairs_and_logs_implicit_rewards(tiny_cfg):
-    cfg = _small(tiny_cfg, "dpo", beta=0.5)
+def test_dpo_fits_its_pairs_and_logs_implicit_rewards(tiny_cfg, small_preference_run, moved_from_start):
+    cfg = small_preference_run(tiny_cfg, "dpo", beta=0.5)
     result = train_dpo(cfg)
     rows = read_metrics(cfg.output_path / "dpo" / "metrics.jsonl")
     train = [r for r in rows if "loss" in r]
@@ -35,26 +18,15 @@ def test_dpo_fits_its_pairs_and_logs_implicit_rewards(tiny_cfg):
     assert train[-1]["loss"] < 0.8 * train[0]["loss"], [r["loss"] for r in train]
     assert train[-1]["reward_accuracy"] > 0.5 and train[-1]["chosen_reward"] > train[-1]["rejected_reward"]
     assert result["eval_accuracy"] is not None and "eval_margin" in rows[-1]
-    assert _moved(cfg, result["model"])
+    assert moved_from_start(cfg, result["model"])
 
 
-def test_kto_learns_from_binary_feedback(tiny_cfg):
-    cfg = _small(tiny_cfg, "kto", beta=0.5)
-    result = train_kto(cfg)
-    train = [r for r in read_metrics(cfg.output_path / "kto" / "metrics.jsonl") if "loss" in r]
-    assert len(train) == 8
-    assert train[-1]["loss"] < train[0]["loss"]
-    assert train[-1]["desirable_reward"] > train[-1]["undesirable_reward"]
-    assert result["eval_accuracy"] is not None
-    assert _moved(cfg, result["model"])
-
-
-def test_dpo_resumed_matches_an_uninterrupted_run(tiny_cfg, tmp_path, capfd):
+def test_dpo_resumed_matches_an_uninterrupted_run(tiny_cfg, tmp_path, capfd, small_preference_run):
     # The reference log-probs come from the starting policy, not from the resumed checkpoint: a run
     # stopped at step 4 and continued to 8 ends where a straight run to 8 ends.
-    straight = _small(tiny_cfg, "dpo", eval_every=0)
+    straight = small_preference_run(tiny_cfg, "dpo", eval_every=0)
     a = train_dpo(straight)
-    stopped = _small(tiny_cfg, "dpo", eval_every=0, steps=4).model_copy(update={"output_dir": str(tmp_path / "resumed")})
+    stopped = small_preference_run(tiny_cfg, "dpo", eval_every=0, steps=4).model_copy(update={"output_dir": str(tmp_path / "resumed")})
     train_dpo(stopped)
     b = train_dpo(stopped.model_copy(update={"dpo": stopped.dpo.model_copy(update={"steps": 8})}))
     assert "dpo: resumed from step 4" in capfd.readouterr().err

@@ -9,31 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from errors import RunHealthError
 from pipeline.metrics import read_metrics
-from pipeline.trainers.grpo import masked_group_advantages, train_grpo
+from pipeline.trainers.grpo import train_grpo
 from verifiers import ERROR, OK, Verdict
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def test_masked_samples_neither_get_advantages_nor_shift_their_group():
-    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0])
-    valid = torch.tensor([True, True, False, True, True, True, True, False])
-    adv, keep = masked_group_advantages(rewards, valid, 4, "std", drop_equal=True)
-    # group 1, valid [1, 0, 1]: mean 2/3, unbiased std 0.5774 -> [+0.5774, -1.1547, 0, +0.5774]
-    torch.testing.assert_close(adv[:4], torch.tensor([0.57735, -1.15470, 0.0, 0.57735]), atol=1e-4, rtol=0)
-    # group 2, valid [1, 1, 0]: mean 2/3 -> same numbers, the masked 0 is not a zero reward
-    torch.testing.assert_close(adv[4:], torch.tensor([0.57735, 0.57735, -1.15470, 0.0]), atol=1e-4, rtol=0)
-    assert keep.tolist() == [True, True, False, True, True, True, True, False]
-
-
-def test_groups_without_signal_are_dropped_only_when_asked():
-    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0])
-    valid = torch.tensor([True, True, True, False])  # group 2 has one valid member: no baseline
-    adv, keep = masked_group_advantages(rewards, valid, 2, "none", drop_equal=True)
-    assert keep.tolist() == [False, False, False, False] and adv.abs().sum() == 0
-    adv, keep = masked_group_advantages(rewards, valid, 2, "none", drop_equal=False)
-    assert keep.tolist() == [True, True, False, False]
 
 
 class HalfBrokenVerifier:
@@ -45,14 +26,10 @@ class HalfBrokenVerifier:
         return [Verdict(1.0, OK) if i % 2 == 0 else Verdict(0.0, ERROR, "sandbox down") for i in range(len(completions))]
 
 
-def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, monkeypatch):
+def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, fake_entry_points):
     # If errors were scored 0, every group would hold rewards [1, 0, 1, 0]: a learning signal, so
     # the weights would move. Masked, each group's valid rewards are [1, 1]: no signal, no update.
-    entry = importlib.metadata.EntryPoint(
-        name="half_broken", value=f"{__name__}:HalfBrokenVerifier", group="rlvr.verifiers"
-    )
-    sys.modules.setdefault(__name__, sys.modules[HalfBrokenVerifier.__module__])
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [entry] if group == "rlvr.verifiers" else [])
+    _plugin(fake_entry_points, "half_broken", HalfBrokenVerifier)
     cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "half_broken"})})
     result = train_grpo(cfg)
     rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
@@ -65,20 +42,86 @@ def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, mon
                and r["verifier/half_broken/reward_mean"] == 1.0 and r["verifier/half_broken/latency_s"] >= 0 for r in rows)
     from safetensors.torch import load_file
 
-    from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
-
-    source = resolve_model("tiny", cfg.model)
-    start = load_causal_lm(source, cfg.model, load_tokenizer(source), seed=cfg.seed).state_dict()
-    end = load_file(str(Path(result["model"]) / "model.safetensors"))
+    start, end = _start_weights(cfg), load_file(str(Path(result["model"]) / "model.safetensors"))
     assert all(torch.equal(start[k], end[k]) for k in end)
 
 
-def test_grpo_learns_signal_moves_weights(tiny_cfg):
-    result = train_grpo(tiny_cfg.model_copy(update={"grpo": tiny_cfg.grpo.model_copy(update={"drop_equal_groups": False})}))
+def _plugin(install, name: str, cls) -> None:
+    """Register `cls` as the verifier `name`, as a third-party entry point would."""
+    sys.modules.setdefault(__name__, sys.modules[cls.__module__])
+    install("rlvr.verifiers", importlib.metadata.EntryPoint(name=name, value=f"{__name__}:{cls.__name__}",
+                                                            group="rlvr.verifiers"))
+
+
+def _start_weights(cfg):
+    from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
+
+    source = resolve_model("tiny", cfg.model)
+    return load_causal_lm(source, cfg.model, load_tokenizer(source), seed=cfg.seed).state_dict()
+
+
+class LengthVerifier:
+    """Reward: the completion's length in characters, so every group of an untrained model carries
+    a signal (its math answers would all score 0)."""
+
+    name = "length"
+
+    def verify(self, completions, references):
+        return [Verdict(len(c) / 10, OK) for c in completions]
+
+
+def test_grpo_learns_signal_moves_weights(tiny_cfg, fake_entry_points):
+    from safetensors.torch import load_file
+
+    _plugin(fake_entry_points, "length", LengthVerifier)
+    tiny_cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "length"})})
+    result = train_grpo(tiny_cfg)
     rows = [r for r in read_metrics(tiny_cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    assert all(r["ratio_mean"] == pytest.approx(1.0, abs=0.05) for r in rows if "ratio_mean" in r)
+    # Every step trained on samples whose first ratio is 1 (the sampler's log-probs are pi_old).
+    assert all(r["groups_kept"] > 0 for r in rows)
+    assert all(r["ratio_mean"] == pytest.approx(1.0, abs=0.05) for r in rows)
+    assert all(r["grad_norm"] > 0 for r in rows)
+    start, end = _start_weights(tiny_cfg), load_file(str(Path(result["model"]) / "model.safetensors"))
+    moved = [k for k in end if not torch.equal(start[k], end[k])]
+    assert len(moved) == len(end), sorted(set(end) - set(moved))
     assert result["final_accuracy"] is not None
+
+
+class AlwaysErrorVerifier:
+    """Every verdict an error, as from a sandbox that is down."""
+
+    name = "always_error"
+
+    def verify(self, completions, references):
+        return [Verdict(0.0, ERROR, "sandbox unreachable: connection refused") for _ in completions]
+
+
+def test_a_verifier_that_always_errors_stops_the_run_within_the_guards_window(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "always_error", AlwaysErrorVerifier)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "always_error"}),
+        "grpo": tiny_cfg.grpo.model_copy(update={"steps": 50}),
+        "guards": tiny_cfg.guards.model_copy(update={"window": 5}),
+    })
+    with pytest.raises(RunHealthError) as info:
+        train_grpo(cfg)
+    message = str(info.value)
+    assert "100% of the verdicts of the last 5 steps were masked" in message
+    assert "verifier 'always_error'" in message and "sandbox unreachable: connection refused" in message
+    assert "guards.masked_share" in message and "\n" not in message
+    rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]  # stopped at the first full window
+    assert not (cfg.output_path / "grpo" / "final").exists()
+
+
+def test_the_guards_stay_silent_when_switched_off(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "always_error", AlwaysErrorVerifier)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "always_error"}),
+        "guards": tiny_cfg.guards.model_copy(update={"window": 2, "masked_share": None, "no_signal_share": None}),
+    })
+    assert train_grpo(cfg)["steps"] == cfg.grpo.steps
 
 
 def _grpo_cmd(out: Path, steps: int) -> list[str]:
@@ -116,3 +159,24 @@ def test_sigkilled_run_resumes_at_the_saved_step_and_matches_an_uninterrupted_ru
     b = load_file(str(straight / "grpo" / "final" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+
+
+def test_the_truncation_guard_stops_a_run_whose_completions_all_run_out(tiny_cfg):
+    # An untrained tiny model almost never says its end token within 6 tokens.
+    cfg = tiny_cfg.model_copy(update={"grpo": tiny_cfg.grpo.model_copy(update={"steps": 20}),
+                                      "guards": tiny_cfg.guards.model_copy(update={"window": 3, "truncated_share": 0.5,
+                                                                                    "no_signal_share": None})})
+    with pytest.raises(RunHealthError, match=r"grpo stopped by the run-health guard: \d+% of the completions ran out"):
+        train_grpo(cfg)
+    assert len([r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]) == 3
+
+
+def test_the_kl_guard_stops_a_policy_that_drifts_from_its_reference(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "length", LengthVerifier)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "length"}),
+        "grpo": tiny_cfg.grpo.model_copy(update={"steps": 20, "beta": 0.04, "lr": 1e-2}),
+        "guards": tiny_cfg.guards.model_copy(update={"window": 3, "kl_max": 1e-6}),
+    })
+    with pytest.raises(RunHealthError, match=r"KL to the reference averaged .* above guards.kl_max=1e-06"):
+        train_grpo(cfg)

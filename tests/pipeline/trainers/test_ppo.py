@@ -75,15 +75,15 @@ def test_ppo_without_a_reward_model_says_which_stage_to_run(tiny_cfg):
         train_ppo(ppo_cfg(tiny_cfg))
 
 
-def test_stage_takes_the_reward_model_as_a_flag_and_prints_its_policy(tiny_cfg, tmp_path, capsys):
+def test_stage_takes_the_reward_model_as_an_input_and_prints_its_policy(tiny_cfg, tmp_path, capsys):
     from pipeline.trainers.ppo import main
 
     rm_run = ppo_cfg(tiny_cfg)
     train_reward_model(rm_run)
     capsys.readouterr()
     out = tmp_path / "elsewhere"
-    args = ["--config", str(Path(__file__).resolve().parents[3] / "configs" / "rlhf-tiny.yaml"), "--reward-model",
-            str(rm_run.reward_model_path), f"output_dir={out}", "task.sft_size=16", "task.eval_size=8", "ppo.steps=1",
+    args = ["--config", str(Path(__file__).resolve().parents[3] / "configs" / "rlhf-tiny.yaml"),
+            f"--input=reward_model={rm_run.reward_model_path}", f"output_dir={out}", "task.sft_size=16", "task.eval_size=8", "ppo.steps=1",
             "ppo.prompts_per_step=4", "ppo.minibatch_size=4", "ppo.eval_every=0"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -3,10 +3,11 @@ from pathlib import Path
 
 import torch
 
+from pipeline.forward import sequence_scores
 from pipeline.metrics import read_metrics
 from pipeline.models import load_causal_lm, load_reward_model, load_tokenizer, resolve_model, scorer_from_causal_lm
 from pipeline.preference import encode_pairs, load_preference_data, pack_pairs
-from pipeline.trainers.reward_model import completion_values, main, sequence_scores, train_reward_model
+from pipeline.trainers.reward_model import main, train_reward_model
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -48,21 +49,6 @@ def test_reward_model_fits_its_pairs_and_exports_a_standalone_hf_model(tiny_cfg)
                        position_ids=batch.position_ids).logits.squeeze(-1)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
     assert ours.unique().numel() > 1
-
-
-def test_critic_values_read_the_state_before_each_completion_token(tiny_cfg):
-    source = resolve_model("tiny", tiny_cfg.model)
-    tokenizer = load_tokenizer(source)
-    scorer = scorer_from_causal_lm(load_causal_lm(source, tiny_cfg.model, tokenizer, seed=0)).eval()
-    from pipeline.tokens import pack
-
-    batch = pack([[5, 6, 7], [8, 9]], [[10, 11], [12]], tokenizer.pad_token_id)
-    with torch.no_grad():
-        values = completion_values(scorer, batch)  # (2, 2)
-        # Row 1 alone: prompt [8, 9] then completion token 12; V for token 12 reads the state at token 9.
-        alone = scorer(input_ids=torch.tensor([[8, 9]])).logits.squeeze(-1)
-    assert values.shape == (2, 2)
-    torch.testing.assert_close(values[1, 0], alone[0], atol=1e-5, rtol=0)
 
 
 def test_stage_prints_its_reward_model_and_resumes(tmp_path, capsys):

@@ -1,19 +1,17 @@
-"""The stage table, and running one stage as a subprocess.
+"""Running one stage as a subprocess: its command line from the stage table, its result, its
+failures, its time limit.
 
-A stage is a module with the contract `python -m <module> --config FILE [--init POLICY_DIR]` that
-prints one JSON line last; a stage that trains a policy returns it as "model", any other artefact
-under its own key (the reward model stage: "reward_model"). Adding a stage to the pipeline is one
-line in `STAGES`. The table is plain data, so `pipeline` stays free of Prefect and every stage
-still runs alone.
-
-Each stage runs in its own process (a session of its own, killed with its parent): a timeout or
-a cancellation ends the whole process tree, and the accelerator's memory is freed before the next
-stage starts.
+A stage (`pipeline.stages.STAGES`) prints one JSON line last. Each runs in its own process (a
+session of its own, killed with its parent): a timeout or a cancellation ends the whole process
+tree, and the accelerator's memory is freed before the next stage starts. A stage that exits with
+one of `errors.NOT_RETRYABLE_EXIT_CODES` (a user's mistake, a tripped run-health guard) is a
+failure that running it again cannot mend.
 """
 
 import ctypes
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,72 +19,19 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable
 
-from errors import ConfigError
+from errors import NOT_RETRYABLE_EXIT_CODES, PipelineError
+from pipeline.stages import StageSpec
 
-__all__ = [
-    "StageSpec",
-    "STAGES",
-    "stage_spec",
-    "stage_command",
-    "run_stage_subprocess",
-    "StageFailed",
-    "StageTimeout",
-]
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """How the round flow launches a stage and what it hands on.
-
-    module: run as `python -m <module>` (or under the execution launcher when `distributed`).
-    directory: the stage's folder under output_dir (metrics.jsonl, metrics.png live there).
-    evaluates: the stage takes `--model NAME=DIR` for every policy of the round instead of `--init`.
-    inputs: results of earlier stages of the round passed as `--<key> DIR` when there are any
-        (e.g. ("reward_model",) for PPO; without one the stage falls back on its config).
-    reads: config sections named after other stages that this stage reads too (PPO reads
-        `reward_model.path`); they join its cache key.
-    distributed: the stage may run under `accelerate launch` on many devices.
-    """
-
-    module: str
-    directory: str = ""
-    evaluates: bool = False
-    inputs: tuple[str, ...] = ()
-    reads: tuple[str, ...] = ()
-    distributed: bool = True
-
-
-# Stage name -> how to run it. Stages run in the order the config lists them. A config section
-# named like a stage (`sft`, `grpo`, ...) belongs to that stage's cache key only.
-STAGES: dict[str, StageSpec] = {
-    "sft": StageSpec("pipeline.trainers.sft", "sft"),
-    "reward_model": StageSpec("pipeline.trainers.reward_model", "reward_model"),
-    "ppo": StageSpec("pipeline.trainers.ppo", "ppo", inputs=("reward_model",), reads=("reward_model",)),
-    "dpo": StageSpec("pipeline.trainers.dpo", "dpo"),
-    "kto": StageSpec("pipeline.trainers.kto", "kto", distributed=False),
-    "grpo": StageSpec("pipeline.trainers.grpo", "grpo"),
-    "evaluate": StageSpec("pipeline.evaluate", "eval", evaluates=True, distributed=False),
-}
-
-
-def stage_spec(name: str) -> StageSpec:
-    """The table entry of a stage; an unknown name is a ConfigError naming the field and the choices."""
-    if name not in STAGES:
-        raise ConfigError(
-            f"field stages: stage {name!r} has no entry in the round flow's stage table "
-            f"(known: {', '.join(STAGES)}); add a line to flows/stages.py:STAGES"
-        )
-    return STAGES[name]
+__all__ = ["stage_command", "run_stage_subprocess", "StageFailed", "StageTimeout", "quiet_expected_failures"]
 
 
 class StageFailed(RuntimeError):
     """A stage's process exited non-zero; the message carries its error line or the end of stderr.
 
-    `retryable` is False for exit code 2, the trainers' code for a mistake in the user's input:
-    running it again cannot help.
+    `retryable` is False for the exit codes of `errors.PipelineError` (2: a mistake in the user's
+    input; 3: a run-health guard stopped it): running it again cannot help.
     """
 
     def __init__(self, message: str, returncode: int):
@@ -95,25 +40,25 @@ class StageFailed(RuntimeError):
 
     @property
     def retryable(self) -> bool:
-        return self.returncode != 2
+        return self.returncode not in NOT_RETRYABLE_EXIT_CODES
 
 
 class StageTimeout(StageFailed):
     """A stage ran past its time limit and its process tree was killed."""
 
 
-def stage_command(spec: StageSpec, config_file: str, init: str | None, models: dict[str, str],
-                  inputs: dict[str, str], launcher: list[str]) -> list[str]:
-    """The argv of one stage: launcher (or this interpreter), `-m module`, then the stage's options."""
+def stage_command(spec: StageSpec, config_file: str, init: str | None, policies: dict[str, str],
+                  outputs: dict[str, str], launcher: list[str]) -> list[str]:
+    """The argv of one stage: launcher (or this interpreter), `-m module`, then `--config`, the
+    policy to start from (`--init`; an evaluating stage gets every policy as `--input`), and the
+    earlier stages' artefacts the stage consumes (`--input NAME=DIR`)."""
     prefix = list(launcher) if launcher and spec.distributed else [sys.executable]
     args = ["--config", config_file]
     if spec.evaluates:
-        args += [f"--model={name}={path}" for name, path in models.items()]
+        args += [f"--input={name}={path}" for name, path in policies.items()]
     elif init:
         args += ["--init", init]
-    for key in spec.inputs:
-        if key in inputs:
-            args += [f"--{key.replace('_', '-')}", inputs[key]]
+    args += [f"--input={key}={outputs[key]}" for key in spec.consumes if key in outputs]
     return [*prefix, "-m", spec.module, *args]
 
 
@@ -182,7 +127,7 @@ def run_stage_subprocess(cmd: list[str], timeout_s: float | None = None,
     for pump in pumps:
         pump.join(timeout=10)
     if code != 0:
-        errors = [line for line in tail if line.startswith("error:")]
+        errors = [line.removeprefix("error: ") for line in tail if line.startswith("error:")]
         detail = errors[-1] if errors else "\n".join(list(tail)[-8:])
         raise StageFailed(f"{_name(cmd)} exited with code {code} after {time.monotonic() - started:.0f} s: {detail}", code)
     last = [line for line in stdout if line.startswith("{")]
@@ -198,3 +143,23 @@ def _name(cmd: list[str]) -> str:
 def _to_stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+class _NoTracebackForExpectedFailures(logging.Filter):
+    """Prefect logs a failed task or flow with its traceback. For a failure the user must mend
+    (a stage that exited with a user error or a tripped guard, a PipelineError) the message says
+    everything and the traceback is noise: it is dropped, the record is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, PipelineError) or (isinstance(error, StageFailed) and not error.retryable):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_expected_failures() -> None:
+    """Install the filter on Prefect's task-run and flow-run loggers (once)."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTracebackForExpectedFailures) for f in logger.filters):
+            logger.addFilter(_NoTracebackForExpectedFailures())

@@ -1,0 +1,166 @@
+"""Forward passes shared by the trainers and the verifiers: completion log-probs, a scalar head's
+outputs (reward scores, critic values), sequence log-probs of preference pairs, and `RewardModel`,
+the trained reward model as PPO and the `reward_model` verifier both use it.
+
+Every function takes a packed batch (`pipeline.tokens.pack`: left-padded prompt | right-padded
+completion, explicit positions) and goes through the module it is given, so a DDP/FSDP wrapper
+sees the forward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from pipeline.tokens import PackedBatch, encode_demonstration, pack
+
+__all__ = [
+    "completion_logprobs",
+    "head_outputs",
+    "sequence_scores",
+    "completion_values",
+    "pair_logps",
+    "all_pair_logps",
+    "mean_token_logprob",
+    "vocabulary_fingerprint",
+    "RewardModel",
+]
+
+
+def _forward(model, batch: PackedBatch, **kwargs):
+    """One forward of a packed batch, with its explicit positions and no KV cache."""
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                 use_cache=False, **kwargs)
+
+
+def completion_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> torch.Tensor:
+    """Log-probs `(B, Tc)` of the completion tokens under `model` (logits divided by temperature).
+
+    Only the last Tc + 1 positions go through the LM head: the prompt's logits are never needed.
+    """
+    from pipeline.losses import token_logprobs
+
+    t, tc = batch.input_ids.shape[1], batch.completion_ids.shape[1]
+    # Positions T-Tc-1 .. T-2 predict the completion tokens. An index tensor (not an int) makes the
+    # model return exactly those rows, contiguous, so no (B, Tc, V) copy is made to drop one.
+    keep = torch.arange(t - tc - 1, t - 1, device=batch.input_ids.device)
+    logits = _forward(model, batch, logits_to_keep=keep).logits  # (B, Tc, V)
+    return token_logprobs(logits, batch.completion_ids, temperature=temperature)
+
+
+def head_outputs(model, batch: PackedBatch) -> torch.Tensor:
+    """A sequence scorer's scalar head applied at every position: `(B, T)` float32.
+
+    The forward goes through `model` itself (so a DDP wrapper sees it); the head reads the final
+    hidden states, which is what the sequence-classification model pools at one position."""
+    out = _forward(model, batch, output_hidden_states=True)
+    head = getattr(model, "module", model).score  # (H -> 1); "score" in every HF *ForSequenceClassification LM
+    return head(out.hidden_states[-1]).squeeze(-1).float()  # (B, T)
+
+
+def sequence_scores(model, batch: PackedBatch) -> torch.Tensor:
+    """Score of each (prompt, completion): the head at the completion's last token. `(B,)`."""
+    values = head_outputs(model, batch)  # (B, T)
+    t, tc = batch.input_ids.shape[1], batch.completion_ids.shape[1]
+    last = (t - tc - 1 + batch.completion_mask.sum(-1).long()).clamp(min=0)  # (B,)
+    return values.gather(1, last.unsqueeze(-1)).squeeze(-1)
+
+
+def completion_values(model, batch: PackedBatch) -> torch.Tensor:
+    """A critic's V(s_t) for each completion token t: the head at the position that predicts it
+    (the state before the token is chosen), aligned with `completion_logprobs`. `(B, Tc)`."""
+    values = head_outputs(model, batch)  # (B, T)
+    t, tc = batch.input_ids.shape[1], batch.completion_ids.shape[1]
+    return values[:, t - tc - 1 : t - 1]
+
+
+def pair_logps(model, encoded, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequence log-probs `(N,)`, `(N,)` of the chosen and the rejected completions of preference
+    pairs (`pipeline.preference.EncodedPair`), in one forward of 2N rows."""
+    from pipeline.losses import sequence_logps
+    from pipeline.preference import pack_pairs
+
+    batch = pack_pairs(encoded, pad_id).to(device)
+    logps = sequence_logps(completion_logprobs(model, batch), batch.completion_mask)  # (2N,)
+    return logps[: len(encoded)], logps[len(encoded) :]
+
+
+@torch.no_grad()
+def all_pair_logps(model, encoded, pad_id: int, batch_size: int) -> torch.Tensor:
+    """`(N, 2)` log-probs (chosen, rejected) of every pair, on the CPU, `batch_size` pairs per forward."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(encoded), batch_size):
+        chosen, rejected = pair_logps(model, encoded[start : start + batch_size], pad_id, device)
+        out.append(torch.stack([chosen, rejected], dim=-1).cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros((0, 2))
+
+
+@torch.no_grad()
+def mean_token_logprob(model, examples: Sequence[tuple[list[int], list[int]]], pad_id: int, batch_size: int) -> float:
+    """Mean per-token log-likelihood of demonstrations (prompt ids, completion ids) under `model`:
+    how much of its SFT behaviour a policy keeps (the alignment tax)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0.0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = pack([e[0] for e in chunk], [e[1] for e in chunk], pad_id).to(device)
+        logps = completion_logprobs(model, batch)
+        total += float(torch.where(batch.completion_mask.bool(), logps, 0.0).sum())
+        count += float(batch.completion_mask.sum())
+    model.train(was_training)
+    return total / max(count, 1.0)
+
+
+def vocabulary_fingerprint(tokenizer) -> str:
+    """A short hash of a tokenizer's vocabulary: equal fingerprints map text to the same ids."""
+    blob = json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class RewardModel:
+    """A trained reward model (the reward_model stage's `final/` directory) with its tokenizer.
+
+    `score_ids` scores token sequences in its own vocabulary; `score_texts` tokenises (prompt,
+    completion) texts as the stage trained on them: the chat template's prompt, then the
+    assistant's turn ending with its end token.
+    """
+
+    def __init__(self, path: str | Path, dtype: str = "float32", device: str = "auto", batch_size: int = 64,
+                 max_length: int = 512):
+        from pipeline.models import load_reward_model
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.path = Path(path)
+        self.device = torch.device(device)
+        self.batch_size, self.max_length = batch_size, max_length
+        model, self.tokenizer = load_reward_model(self.path, dtype)
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.vocabulary = vocabulary_fingerprint(self.tokenizer)
+
+    def score_ids(self, prompt_ids: Sequence[list[int]], completion_ids: Sequence[list[int]]) -> torch.Tensor:
+        """Scores `(N,)` (float32, on the CPU) of token sequences in this model's vocabulary."""
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(prompt_ids), self.batch_size):
+                batch = pack(prompt_ids[start : start + self.batch_size], completion_ids[start : start + self.batch_size],
+                             self.tokenizer.pad_token_id)
+                out.append(sequence_scores(self.model, batch.to(self.device)).cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def score_texts(self, prompts: Sequence[str], completions: Sequence[str],
+                    systems: Sequence[str | None]) -> torch.Tensor:
+        """Scores `(N,)` of completion texts after their prompts (each with its system message)."""
+        encoded = [encode_demonstration(self.tokenizer, p, c, self.max_length, s)
+                   for p, c, s in zip(prompts, completions, systems)]
+        return self.score_ids([p for p, _ in encoded], [c for _, c in encoded])
