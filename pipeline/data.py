@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class PromptRow:
     prompt: str
     answer: Any
     verifier: str
+    where: str = field(default="", compare=False)  # "FILE: row N" for a dataset row, for errors
 
 
 @dataclass
@@ -48,8 +49,12 @@ class TaskData:
     _sampler: "EpochSampler | None" = None
 
     def verifier_names(self) -> set[str]:
-        rows = self.eval_rows + (self._rl_rows or [])
-        return {r.verifier for r in rows} | {self._verifier}
+        return {r.verifier for r in self.fixed_prompt_rows()} | {self._verifier}
+
+    def fixed_prompt_rows(self) -> list[PromptRow]:
+        """The held-out rows and a dataset's RL rows: every prompt row known when the data is loaded
+        (a built-in task makes its RL problems as it goes)."""
+        return self.eval_rows + (self._rl_rows or [])
 
     def rl_batch(self, step: int, count: int) -> list[PromptRow]:
         """The `count` prompts of RL step `step` (0-based); reshuffled every epoch of a dataset."""
@@ -106,16 +111,17 @@ def _dataset_task_data(task: DatasetTaskConfig, seed: int) -> TaskData:
     def prompt_of(text: str) -> str:
         return task.prompt_template.format(prompt=text)
 
-    rl = [
-        PromptRow(prompt_of(r[task.rl.prompt_field]), r[task.rl.answer_field], _row_verifier(r, task.rl, task.verifier))
-        for r in load_rows(task.rl, required=(task.rl.prompt_field, task.rl.answer_field))
-    ]
-    if task.eval is not None:
-        fields = (task.eval.prompt_field, task.eval.answer_field)
-        eval_rows = [
-            PromptRow(prompt_of(r[fields[0]]), r[fields[1]], _row_verifier(r, task.eval, task.verifier))
-            for r in load_rows(task.eval, required=fields)
+    def prompt_rows(source: DataSourceConfig) -> list[PromptRow]:
+        fields = (source.prompt_field, source.answer_field)
+        return [
+            PromptRow(prompt_of(r[fields[0]]), r[fields[1]], _row_verifier(r, source, task.verifier),
+                      where=f"{source.path}: row {number}")
+            for number, r in enumerate(load_rows(source, required=fields), start=1)
         ]
+
+    rl = prompt_rows(task.rl)
+    if task.eval is not None:
+        eval_rows = prompt_rows(task.eval)
     else:
         if task.eval_size >= len(rl):
             raise DataError(

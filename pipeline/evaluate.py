@@ -55,7 +55,7 @@ def run_evaluate(cfg, init: str | None = None, inputs: Mapping[str, str] | None 
     models = dict(inputs or {}) or {"model": init or cfg.model.name}
     torch.set_num_threads(cfg.threads)
     data = build_task_data(cfg)
-    scorer = Scorer(cfg, data.verifier_names())
+    scorer = Scorer.for_task(cfg, data)
     results: dict[str, Any] = {}
     for name, path in models.items():
         source = resolve_model(path, cfg.model)

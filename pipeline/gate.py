@@ -44,7 +44,7 @@ def measure(cfg, init: str | None = None, inputs: Mapping[str, str] | None = Non
     tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
     data = build_task_data(cfg)
     metrics: dict[str, float] = {}
-    metrics[HELDOUT] = heldout_accuracy(engine, tokenizer, data.eval_rows, Scorer(cfg, data.verifier_names()), tokens,
+    metrics[HELDOUT] = heldout_accuracy(engine, tokenizer, data.eval_rows, Scorer.for_task(cfg, data), tokens,
                                         data.system)["accuracy"]
     for guard in cfg.gates.guard_sets:
         if guard.kind == "sft_likelihood":
@@ -57,7 +57,7 @@ def measure(cfg, init: str | None = None, inputs: Mapping[str, str] | None = Non
         else:
             other = build_task_data(cfg.model_copy(update={"task": guard.task}))
             metrics[guard.name] = heldout_accuracy(engine, tokenizer, other.eval_rows,
-                                                   Scorer(cfg, other.verifier_names()), tokens, other.system)["accuracy"]
+                                                   Scorer.for_task(cfg, other), tokens, other.system)["accuracy"]
     if inputs and inputs.get("reference"):
         reference_source = resolve_model(inputs["reference"], cfg.model)
         reference = load_causal_lm(reference_source, cfg.model, tokenizer, seed=cfg.seed).eval()

@@ -17,4 +17,4 @@ def check_inputs(cfg: RunConfig, init: str | None = None) -> None:
     check_trackers(cfg.report_to)
     resolve_model(init or cfg.model.name, cfg.model)
     data = build_task_data(cfg)
-    Scorer(cfg, data.verifier_names())
+    Scorer.for_task(cfg, data)

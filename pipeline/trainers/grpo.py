@@ -39,7 +39,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     ctx = setup_stage(cfg, "grpo", init)
     acc, tokenizer, g = ctx.accelerator, ctx.tokenizer, cfg.grpo
     data = build_task_data(cfg)
-    scorer = Scorer(cfg, data.verifier_names())
+    scorer = Scorer.for_task(cfg, data)
     reference = copy.deepcopy(ctx.model).eval().requires_grad_(False) if g.beta > 0 else None
 
     run = prepare_training(ctx, g, g.steps)

@@ -73,7 +73,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     ctx = setup_stage(cfg, "ppo", init)
     acc, tokenizer, p = ctx.accelerator, ctx.tokenizer, cfg.ppo
     data = build_task_data(cfg)
-    scorer = Scorer(cfg, data.verifier_names() | {p.verifier})
+    scorer = Scorer.for_task(cfg, data, extra={p.verifier})
     vocabulary = vocabulary_fingerprint(tokenizer)  # the reward model scores the sampled ids when it shares it
     reference = copy.deepcopy(ctx.model).eval().requires_grad_(False).to(acc.device)
     critic = _initial_critic(p, cfg, ctx.model)

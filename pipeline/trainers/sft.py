@@ -42,7 +42,7 @@ def train_sft(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
 
     if s.eval_every:  # held-out accuracy during SFT: the engine shares the policy's weights
         engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
-        scorer = Scorer(cfg, data.verifier_names())
+        scorer = Scorer.for_task(cfg, data)
         eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
     def evaluate() -> float:

@@ -1,12 +1,14 @@
 """Scorer: each completion by its own row's verifier, contexts to those that ask, errors masked."""
 
 import importlib.metadata
+import json
 import sys
 
 import pytest
 
-from errors import ConfigError
-from pipeline.config import RunConfig, VerifiersConfig
+from errors import ConfigError, DataError
+from pipeline.config import RunConfig, VerifiersConfig, load_config
+from pipeline.data import build_task_data
 from pipeline.scoring import Scorer
 from verifiers import ERROR, OK, Context, UnknownVerifierError, Verdict
 
@@ -38,12 +40,38 @@ class PromptEcho:
         return [Verdict(float(c == x.prompt), OK) for c, x in zip(completions, contexts)]
 
 
+class Counted:
+    """Reads each reference once into a tuple; `verify` accepts only what it prepared."""
+
+    name = "counted"
+    prepared: list = []
+
+    def prepare_reference(self, reference):
+        if reference == "?":
+            raise ValueError("no answer in '?'")
+        Counted.prepared.append(reference)
+        return ("read", reference)
+
+    def verify(self, completions, references):
+        assert all(isinstance(r, tuple) and r[0] == "read" for r in references), references
+        return [Verdict(float(c == r[1]), OK) for c, r in zip(completions, references)]
+
+
 @pytest.fixture
 def plugins(fake_entry_points):
     sys.modules.setdefault(__name__, sys.modules[Upper.__module__])
+    Counted.prepared = []
     fake_entry_points("rlvr.verifiers", *(
         importlib.metadata.EntryPoint(name=cls.name, value=f"{__name__}:{cls.__name__}", group="rlvr.verifiers")
-        for cls in (Upper, Broken, PromptEcho)))
+        for cls in (Upper, Broken, PromptEcho, Counted)))
+
+
+def _dataset(tmp_path, rows, *overrides):
+    path = tmp_path / "rl.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = load_config(None, ["task.kind=dataset", f"task.rl.path={path}", "task.eval_size=1",
+                             "task.rl.verifier_field=verifier", *overrides])
+    return path, cfg, build_task_data(cfg)
 
 
 def test_a_mixed_batch_is_scored_each_by_its_own_verifier_in_order(plugins):
@@ -73,3 +101,43 @@ def test_contexts_reach_only_the_verifiers_that_ask(plugins):
     assert [v.reward for v in verdicts] == [1.0, 1.0]
     with pytest.raises(ValueError, match="'prompt_echo' scores completions in their context"):
         scorer.score(["hello"], [None], ["prompt_echo"])
+
+
+def test_references_are_prepared_once_per_distinct_row_and_scoring_uses_them(plugins, tmp_path):
+    rows = [{"prompt": "a", "answer": "x", "verifier": "counted"}, {"prompt": "b", "answer": "y", "verifier": "counted"},
+            {"prompt": "c", "answer": "x", "verifier": "counted"}, {"prompt": "d", "answer": "q", "verifier": "upper"}]
+    _, cfg, data = _dataset(tmp_path, rows)
+    scorer = Scorer.for_task(cfg, data)
+    assert sorted(Counted.prepared) == ["x", "y"]  # "x" twice in the data, read once; "upper" cannot prepare
+    verdicts = scorer.score(["x", "z", "y", "Q"], ["x", "x", "y", "q"], ["counted", "counted", "counted", "upper"])
+    assert [v.reward for v in verdicts] == [1.0, 0.0, 1.0, 1.0]  # Counted.verify asserts it got prepared ones
+    assert sorted(Counted.prepared) == ["x", "y"]
+
+
+def test_an_unreadable_gold_fails_at_load_naming_the_file_and_row(plugins, tmp_path):
+    rows = [{"prompt": f"p{i}", "answer": str(i), "verifier": "counted"} for i in range(4)]
+    rows[2]["answer"] = "?"
+    path, cfg, data = _dataset(tmp_path, rows)
+    with pytest.raises(DataError) as err:
+        Scorer.for_task(cfg, data)
+    assert f"{path}: row 3: no answer in '?'" in str(err.value)
+    assert "verifier 'counted'" in str(err.value)
+
+
+def test_an_unreadable_math_gold_fails_at_load_and_readable_ones_are_not_read_again(tmp_path, monkeypatch):
+    import verifiers.math.verifier as math_verifier
+
+    rows = [{"prompt": f"p{i}", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}", "verifier": "math"} for i in range(5)]
+    _, cfg, data = _dataset(tmp_path, rows)
+    scorer = Scorer.for_task(cfg, data)
+    reads = []
+    monkeypatch.setattr(math_verifier, "prepare_reference", lambda r: reads.append(r) or pytest.fail("re-read"))
+    golds = [r.answer for r in data.fixed_prompt_rows()]
+    verdicts = scorer.score([f"The answer is {g.split('#### ')[1]}." for g in golds], golds, ["math"] * len(golds))
+    assert [v.reward for v in verdicts] == [1.0] * 5 and reads == []
+    monkeypatch.undo()
+
+    rows[3]["answer"] = "She sells them all and keeps the rest."  # a worked solution with no final answer
+    path, cfg, data = _dataset(tmp_path, rows)
+    with pytest.raises(DataError, match=rf"{path}: row 4: reference .* has no readable answer"):
+        Scorer.for_task(cfg, data)

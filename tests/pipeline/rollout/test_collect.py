@@ -40,6 +40,7 @@ def test_collect_scores_each_sample_against_its_row_with_its_context():
     scorer = Scorer.__new__(Scorer)
     verifier = _Recording()
     scorer.verifiers = {"recording": verifier}
+    scorer._prepared = {"recording": {}}  # built without a run config: nothing prepared
     rows = [PromptRow("1+2=", "3", "recording"), PromptRow("4+4=", "8", "recording")]
     fingerprint = vocabulary_fingerprint(tokenizer)
     c = collect(engine, scorer, tokenizer, rows, 3, SamplingParams(max_new_tokens=4, seed=0), system="be brief",
