@@ -9,7 +9,7 @@ interval, matrix, tuple and other non-numeric answers) under a few styles. Each 
 one JSON line: {"id", "source", "style", "problem", "gold", "completion"}. The file is appended
 to, and ids already in it are skipped, so an interrupted run resumes.
 
-The lines are material for `bench/math_verifier.py --disagreements`, which scores them with this
+The lines are material for `bench/math_verifier.py --disagreements FILE`, which scores them with this
 project's verifier and with math-verify and lists where the two differ; each such case is then
 decided by reading it, and goes into `tests/verifiers/math_real_cases.jsonl` with its verdict.
 """
@@ -53,6 +53,11 @@ GSM8K_STYLES = {
     "think": "{q}\nLet's think step by step.",
     "pt": "{q}\nResolva o problema em português e dê a resposta final.",
     "ja": "{q}\n日本語で段階的に解いて、最後に答えを書いてください。",
+    # a third set, for a later fresh batch (--styles teacher equation it units)
+    "teacher": "{q}\nExplain it the way a teacher would to a child, and finish with 'So the answer is ...'.",
+    "equation": "{q}\nWrite one equation that solves the problem, then its value.",
+    "it": "{q}\nRisolvi il problema in italiano, passo dopo passo, e scrivi la risposta finale.",
+    "units": "{q}\nGive the final answer with its unit.",
 }
 WRITTEN_STYLES = {
     "plain": "{q}",
@@ -208,9 +213,8 @@ EASY = [
 NAMES = ["Tom", "Ana", "Li", "Sam", "Maya", "Omar", "Zoe", "Ivan"]
 
 
-def easy_jobs(count: int, seed: int) -> list[dict]:
+def easy_jobs(count: int, seed: int, styles: list[str]) -> list[dict]:
     rng = random.Random(seed)
-    styles = list(GSM8K_STYLES)
     jobs = []
     for n in range(count):
         k = n % len(EASY)
@@ -225,11 +229,10 @@ def easy_jobs(count: int, seed: int) -> list[dict]:
     return jobs
 
 
-def gsm8k_jobs(count: int, samples: int, seed: int) -> list[dict]:
+def gsm8k_jobs(count: int, samples: int, seed: int, styles: list[str]) -> list[dict]:
     rows = [json.loads(line) for line in GSM8K.read_text().splitlines() if line.strip()]
     picked = random.Random(seed).sample(range(len(rows)), count)
     jobs = []
-    styles = list(GSM8K_STYLES)
     for n, r in enumerate(picked):
         # Every problem gets `samples` styles, rotating, so all styles see many problems.
         for k in range(samples):
@@ -264,6 +267,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=("gsm8k", "written", "easy"), nargs="+")
     parser.add_argument("--easy", type=int, default=0, help="easy word problems with small numbers")
+    parser.add_argument("--styles", nargs="+", choices=list(GSM8K_STYLES),
+                        help="GSM8K and easy prompt styles to rotate through (default: the first 17)")
     args = parser.parse_args()
 
     import torch
@@ -277,10 +282,12 @@ def main() -> None:
     jobs = []
     if args.only is None or "written" in args.only:
         jobs += written_jobs(args.written_samples, args.written_start)
+    # The default rotation is the styles the earlier batches used, so their commands still give their jobs.
+    styles = args.styles or list(GSM8K_STYLES)[:17]
     if args.only is None or "gsm8k" in args.only:
-        jobs += gsm8k_jobs(args.gsm8k, args.samples, args.seed)
+        jobs += gsm8k_jobs(args.gsm8k, args.samples, args.seed, styles)
     if args.only is None or "easy" in args.only:
-        jobs += easy_jobs(args.easy, args.seed)
+        jobs += easy_jobs(args.easy, args.seed, styles)
     done = set()
     if args.out.exists():
         done = {json.loads(line)["id"] for line in args.out.read_text().splitlines() if line.strip()}

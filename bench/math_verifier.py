@@ -2,6 +2,7 @@
 
     python bench/math_verifier.py [--runs 3] [--only ours|math-verify|math-verify-boxed] [--workers N]
                                   [--gsm8k PATH] [--gsm8k-rows N] [--gsm8k-mv-rows N] [--no-gsm8k]
+    python bench/math_verifier.py --disagreements COMPLETIONS.jsonl [--out FILE]
 
 Part 1, the case table (`tests/verifiers/math_cases.py`: written cases and real model completions
 decided by hand). Every side scores every case, and is compared with the expected verdicts, on
@@ -31,6 +32,11 @@ before `####`) followed by its final number stated in each style of FINAL_STATEM
 lines in several languages, boxes, bold, `$` amounts, thousands separators, an unmarked last
 line) must score right against the row, and the same text stating another number must score
 wrong. Rates per style and overall; math-verify on the first `--gsm8k-mv-rows` rows alongside.
+
+`--disagreements`: instead of the above, score a file of sampled completions
+(`bench/math_completions.py`) with this verifier and with math-verify (GSM8K golds given to it as
+their number after `####`), and write the completions the two score differently as JSON lines,
+each to be decided by reading it and added to `tests/verifiers/math_real_cases.jsonl`.
 
 Exits 0 either way: a benchmark, not a test.
 """
@@ -325,6 +331,34 @@ def gsm8k_check(table, args) -> None:
         print("\n".join(misses[: args.show]))
 
 
+def disagreements(path: Path, out: Path | None) -> None:
+    sys.path.insert(0, str(REPO))
+    from math_verify import parse, verify
+
+    from verifiers.math import MathVerifier
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    with MathVerifier() as ours:
+        verdicts = ours.verify([r["completion"] for r in rows], [r["gold"] for r in rows])
+    found = []
+    for row, verdict in zip(rows, verdicts):
+        gold = row["gold"].split("####")[-1].strip() if "####" in row["gold"] else _boxed_gold(row["gold"])
+        try:
+            theirs = bool(verify(parse(gold), parse(row["completion"])))
+        except Exception:  # noqa: BLE001  (its failure is a "not equal" for its users)
+            theirs = False
+        mine = verdict.status == "ok" and verdict.reward == 1.0
+        if mine != theirs:
+            found.append(row | {"ours": mine, "math_verify": theirs, "reason": verdict.reason})
+    print(f"{len(found)} disagreement(s) in {len(rows)} completions "
+          f"({sum(f['ours'] for f in found)} where only this verifier says equal)")
+    for f in found:
+        print(f"- {f['id']}: ours {f['ours']}, math-verify {f['math_verify']}; gold {_clip(f['gold'], 40)!r}; "
+              f"…{_clip(f['completion'][-160:], 160)}")
+    if out is not None:
+        out.write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in found))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="fresh-process runs per side; the median is reported")
@@ -337,6 +371,8 @@ def main() -> None:
     parser.add_argument("--gsm8k-rows", type=int, default=0, help="rows of the GSM8K check (default: all)")
     parser.add_argument("--gsm8k-mv-rows", type=int, default=200, help="rows math-verify also scores in the check")
     parser.add_argument("--no-gsm8k", action="store_true", help="skip the GSM8K check")
+    parser.add_argument("--disagreements", type=Path, help="completions (JSONL) to score with both; see above")
+    parser.add_argument("--out", type=Path, help="with --disagreements: write them here as JSON lines")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--subset", choices=("all", "real"), default="all", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -346,6 +382,9 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.child:
         child(args)
+        return
+    if args.disagreements:
+        disagreements(args.disagreements, args.out)
         return
     table = load_table(args.cases)
     side_effect = Path(table.SIDE_EFFECT_FILE)
