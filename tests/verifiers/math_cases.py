@@ -903,6 +903,13 @@ def _cases_of_model_text() -> list[Case]:
               "**Answer:** Janet makes ${n} every day at the farmers' market.")
     add(c(headed.format(n=18), GSM8K_EGGS, t, R))
     add(c(headed.format(n=14), GSM8K_EGGS, f, R))
+    # The instruction's answer template quoted back after the answer is no answer itself.
+    quoting = ("Janet sells 16 - 3 - 4 = 9 eggs.\nSo, the answer is 9 * 2 = {n} dollars.\n\nThe question asks for "
+               "the answer to a \"So the answer is...\", which is how a teacher would end it.")
+    add(c(quoting.format(n=18), GSM8K_EGGS, t, R))
+    add(c(quoting.format(n=9), GSM8K_EGGS, f, R))
+    add(c("She makes 9 * 2 = 18 dollars, so the answer is 18.\nAnswer: ___", GSM8K_EGGS, t, R))
+    add(c("She makes 9 * 2 = 18 dollars, so the answer is 16.\nAnswer: …", GSM8K_EGGS, f, R))
     thinking = ("<think>\nShe has 16 eggs, eats 3, bakes 4. 16 - 7 = 9. Wait, is it 16 - 3 = 13 then 13 - 4 = 9? "
                 "Yes, 9. At $2 that's $18, not $20.\n</think>\n\nJanet sells 9 eggs at $2 each, so she makes "
                 "**${n}** per day.")

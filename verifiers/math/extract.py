@@ -309,6 +309,8 @@ def _answer_after(tail: str, strict: bool = False) -> str | None:
         return next(g for g in span.groups() if g is not None).strip()  # "$7$. I hope ..."
     sentence = _first_sentence(line)
     head = _REASON.split(sentence, maxsplit=1)[0]  # "14, because 2 * 7 = 14", "25 (rounded ...)"
+    if _PLACEHOLDER.fullmatch(head):  # the instruction's template quoted back: 'a "So the answer is...", which'
+        return None
     if head.strip() and not _looks_like_prose(head):
         return _tidy(head) or None
     lead = _LEADING_VALUE.match(head)
@@ -321,6 +323,10 @@ def _answer_after(tail: str, strict: bool = False) -> str | None:
     if re.search(r"\d", tail[tail.find(sentence) + len(sentence) :]):
         return None
     return _value_in_sentence(sentence)
+
+
+# Dots, an ellipsis, blanks and quotes alone: a placeholder, not an answer.
+_PLACEHOLDER = re.compile(r"[\s.…_\"'“”‘’*]*")
 
 
 def _bare_answer(text: str) -> str | None:
