@@ -19,6 +19,7 @@ from errors import ConfigError
 
 __all__ = [
     "TinyModelConfig",
+    "LoRAConfig",
     "ModelConfig",
     "ArithmeticTaskConfig",
     "DataSourceConfig",
@@ -110,6 +111,20 @@ class TinyModelConfig(_Strict):
         return heads
 
 
+class LoRAConfig(_Strict):
+    """Low-rank adapters (Hu et al. 2021, through peft) on the policy's linear layers: only the
+    adapters train, the frozen reference is the same model with its adapters switched off, checkpoints
+    hold the adapters, and the stage's `final/` is the merged model (its adapters in `final/adapter/`)."""
+
+    rank: int = Field(16, ge=1, le=4096, description="Rank r of each adapter (B @ A, A: r x in, B: out x r)")
+    alpha: float = Field(32.0, gt=0, description="Scale: the update is (alpha / rank) * B @ A")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapters' input while training")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1, description="Names of the linear layers that get adapters (Llama-style names by default)",
+    )
+
+
 class ModelConfig(_Strict):
     """Which model to start from."""
 
@@ -123,6 +138,10 @@ class ModelConfig(_Strict):
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Shape of the tiny preset")
     cache_dir: str | None = Field(
         None, description="Where built presets are cached; default ~/.cache/rlvr-pipeline (or $RLVR_CACHE)"
+    )
+    lora: LoRAConfig | None = Field(
+        None, description="Train low-rank adapters instead of every weight (sft, dpo, kto, grpo, ppo's policy); "
+        "unset: full fine-tuning"
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.checkpoint import Checkpointer, export_model
 from pipeline.config import RunConfig, _OptimConfig, config_hash
+from pipeline.lora import checkpoint_adapters_only, is_lora
 from pipeline.metrics import MetricsLog, plot_metrics
 
 __all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
@@ -35,8 +36,10 @@ class StageContext:
         return config_hash(self.cfg.model) + config_hash(self.cfg.task) + str(self.init)
 
 
-def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
-    """Threads, seed, accelerator, and the policy + tokenizer to start from."""
+def setup_stage(cfg: RunConfig, stage: str, init: str | None, lora: bool = True) -> StageContext:
+    """Threads, seed, accelerator, and the policy + tokenizer to start from, with fresh LoRA adapters
+    when `cfg.model.lora` is set (`lora=False`: a stage that trains another kind of model, such as
+    the reward model, trains every weight)."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -52,6 +55,10 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
     tokenizer = load_tokenizer(source)
     model = load_causal_lm(source, cfg.model, tokenizer, seed=cfg.seed)
     model.config.use_cache = True
+    if lora and cfg.model.lora is not None:
+        from pipeline.lora import apply_lora
+
+        model = apply_lora(model, cfg.model.lora)
     stage_dir = cfg.output_path / stage
     stage_dir.mkdir(parents=True, exist_ok=True)
     return StageContext(cfg=cfg, stage_dir=stage_dir, accelerator=accelerator, tokenizer=tokenizer, model=model,
@@ -111,7 +118,11 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
     ctx.model.train()
     optimizer, scheduler = make_optimizer(ctx.model, opt, total_steps)
     model, optimizer, scheduler = acc.prepare(ctx.model, optimizer, scheduler)
-    checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints, identity=ctx.identity)
+    adapters = is_lora(ctx.model)
+    if adapters:  # a checkpoint holds the adapters; the frozen base is rebuilt from the stage's start
+        checkpoint_adapters_only(acc)
+    checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints, identity=ctx.identity,
+                                strict=not adapters)
     state = checkpointer.restore_latest() or {"step": 0, "train_seconds": 0.0}
     log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process)
     if state["step"]:

@@ -10,7 +10,6 @@ clipped surrogate (+ beta * k3 KL to a frozen reference) -> the rollout engine s
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from contextlib import nullcontext
@@ -25,6 +24,7 @@ from pipeline.forward import completion_logprobs, vocabulary_fingerprint
 from pipeline.guards import RunGuards
 from pipeline.losses import grpo_loss, masked_group_advantages
 from pipeline.metrics import masked_verdicts, sample_metrics, verifier_metrics
+from pipeline.models import frozen_reference
 from pipeline.rollout import make_engine, sampling_params, sync_weights
 from pipeline.rollout.collect import collect
 from pipeline.scoring import Scorer
@@ -41,7 +41,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     acc, tokenizer, g = ctx.accelerator, ctx.tokenizer, cfg.grpo
     data = build_task_data(cfg)
     scorer = Scorer(cfg, data.verifier_names())
-    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False) if g.beta > 0 else None
+    reference = frozen_reference(ctx.model) if g.beta > 0 else None
 
     run = prepare_training(ctx, g, g.steps)
     model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log

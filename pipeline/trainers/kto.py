@@ -15,7 +15,6 @@ Prints `{"stage": "kto", "model": <final dir>, ...}`.
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from typing import Any, Mapping
@@ -27,6 +26,7 @@ from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
 from pipeline.forward import all_pair_logps, completion_logprobs
 from pipeline.losses import implicit_reward_accuracy, kto_loss, sequence_logps
+from pipeline.models import frozen_reference
 from pipeline.preference import encode_pairs, load_preference_data
 from pipeline.stages import stage_main
 from pipeline.tokens import encode_demonstration, pack
@@ -53,7 +53,7 @@ def train_kto(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             for r in data.train_binary]
     held_out = encode_pairs(tokenizer, data.eval_pairs, k.max_length, data.system)
     pad_id = tokenizer.pad_token_id
-    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False).to(acc.device)
+    reference = frozen_reference(ctx.model).to(acc.device)
     ref_held = all_pair_logps(reference, held_out, pad_id, k.micro_batch_size) if held_out else None
     sampler = EpochSampler(len(rows), cfg.seed)
 

@@ -23,7 +23,6 @@ Prints `{"stage": "ppo", "model": <final policy dir>, "value_model": <critic dir
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from typing import Any, Mapping
@@ -40,7 +39,7 @@ from pipeline.guards import RunGuards
 from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
 from pipeline.losses import value_loss, whiten
 from pipeline.metrics import masked_verdicts, sample_metrics
-from pipeline.models import load_reward_model, scorer_from_causal_lm
+from pipeline.models import frozen_reference, load_reward_model, scorer_from_causal_lm
 from pipeline.rollout import make_engine, sampling_params, sync_weights
 from pipeline.rollout.collect import collect, score_rollouts
 from pipeline.scoring import Scorer
@@ -76,7 +75,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     data = build_task_data(cfg)
     scorer = Scorer(cfg, data.verifier_names() | {p.verifier})
     vocabulary = vocabulary_fingerprint(tokenizer)  # the reward model scores the sampled ids when it shares it
-    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False).to(acc.device)
+    reference = frozen_reference(ctx.model).to(acc.device)
     critic = _initial_critic(p, cfg, ctx.model)
     critic_optimizer, critic_scheduler = make_optimizer(critic, p.model_copy(update={"lr": p.critic_lr}), p.steps)
     # Prepared before the policy, so every checkpoint holds both models and both optimisers.
