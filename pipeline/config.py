@@ -224,11 +224,18 @@ class _RolloutBase(_Strict):
 
 
 class HFRolloutConfig(_RolloutBase):
-    """Rollouts with transformers `generate`, in the trainer's process, on the policy module itself
+    """Rollouts with a transformers model in the trainer's process, on the policy module itself
     (the CPU default: a weight sync costs nothing)."""
 
-    backend: Literal["hf"] = Field("hf", description="'hf': transformers generate, colocated (CPU default)")
-    batch_size: int = Field(512, ge=1, description="Sequences per generate call")
+    backend: Literal["hf"] = Field("hf", description="'hf': a transformers model, colocated (CPU default)")
+    batch_size: int = Field(512, ge=1, description="Sequences per decoding batch (whole groups with decoder 'loop')")
+    decoder: Literal["loop", "generate"] = Field(
+        "loop", description="'loop': the engine's KV-cache decode loop; 'generate': transformers generate "
+        "(same sampling; for models the loop does not cover)"
+    )
+    shared_prefix: bool = Field(
+        True, description="Loop only: prefill each prompt once and share its KV cache with its n completions"
+    )
 
 
 # One of several engines, by `backend`; each brings its own fields.
