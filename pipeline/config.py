@@ -284,6 +284,10 @@ class GRPOConfig(_OptimConfig):
         "std", description="'std': divide by the group std (GRPO); 'none': Dr. GRPO"
     )
     drop_equal_groups: bool = Field(True, description="Skip groups whose rewards are all equal (no signal)")
+    shared_prefix: bool = Field(
+        True, description="Training forwards run each prompt once and its group's completions on its KV cache "
+        "(the same log-probs and gradients, G-1 fewer prompt passes); false: one packed sequence per completion"
+    )
     eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: only at the end)")
 
 
@@ -441,6 +445,10 @@ class RunConfig(_Strict):
     output_dir: str = Field("runs/tiny", min_length=1, description="Where checkpoints and metrics go")
     seed: int = Field(0, description="Seed for initialisation, data order and sampling")
     threads: int = Field(1, ge=1, le=512, description="torch CPU threads (1 is steadiest on small models)")
+    mixed_precision: Literal["no", "bf16"] = Field(
+        "no", description="'bf16': forwards (training, reference, sampling) under bfloat16 autocast, weights and "
+        "optimiser in float32 (accelerate's mixed precision); 'no': float32 throughout"
+    )
 
     @property
     def output_path(self) -> Path:

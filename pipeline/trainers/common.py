@@ -49,7 +49,7 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None, lora: bool = True)
     torch.set_num_threads(cfg.threads)
     # The scheduler steps once per optimiser step of the global batch, however many processes
     # share it (accelerate's default steps it once per process).
-    accelerator = Accelerator(step_scheduler_with_optimizer=False)
+    accelerator = Accelerator(step_scheduler_with_optimizer=False, mixed_precision=cfg.mixed_precision)
     set_seed(cfg.seed)
     source = resolve_model(init or cfg.model.name, cfg.model)
     tokenizer = load_tokenizer(source)
@@ -66,13 +66,15 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None, lora: bool = True)
 
 
 def make_optimizer(model, opt: _OptimConfig, total_steps: int):
-    """AdamW with linear warm-up, then constant, linear decay or cosine decay to 0."""
+    """AdamW (fused) with linear warm-up, then constant, linear decay or cosine decay to 0."""
     import torch
     from transformers import get_scheduler
 
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=opt.lr, weight_decay=opt.weight_decay
-    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    # The fused kernel does the same update in one pass over each tensor; the default on the CPU
+    # walks every tensor several times, which costs seconds a step on a 135M-parameter model.
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
+    optimizer = torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay, fused=fused or None)
     name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[opt.schedule]
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=opt.warmup_steps, num_training_steps=max(total_steps, 1))
     return optimizer, scheduler

@@ -157,8 +157,9 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             batch.completion_mask *= c.valid.to(batch.completion_mask)[:, None]
             mask = batch.completion_mask
             old_logps = pad_rows(rollouts.logprobs, mask.shape[1]).to(acc.device)  # the sampler's log-probs
-            ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
-                                                       cfg.rollout.temperature)
+            with acc.autocast():
+                ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
+                                                           cfg.rollout.temperature)
             rewards, kl = kl_shaped_rewards(old_logps, ref_logps, scores.to(acc.device), mask, kl_ctl.coef)
             advantages, returns = gae(rewards, old_values, mask, p.gamma, p.lam)
             if p.whiten_advantages:

@@ -50,7 +50,12 @@ def _plugin(monkeypatch, name: str, cls) -> None:
     """Register `cls` as the verifier `name`, as a third-party entry point would."""
     entry = importlib.metadata.EntryPoint(name=name, value=f"{__name__}:{cls.__name__}", group="rlvr.verifiers")
     sys.modules.setdefault(__name__, sys.modules[cls.__module__])
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [entry] if group == "rlvr.verifiers" else [])
+    real = importlib.metadata.entry_points
+
+    def entry_points(**kwargs):  # other groups as installed (libraries look some up on import)
+        return [entry] if kwargs.get("group") == "rlvr.verifiers" else real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
 def _start_weights(cfg):
@@ -159,3 +164,25 @@ def test_sigkilled_run_resumes_at_the_saved_step_and_matches_an_uninterrupted_ru
     b = load_file(str(straight / "grpo" / "final" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("changes", [{"mixed_precision": "bf16"}, {"shared_prefix": False}],
+                         ids=["bf16-autocast", "one-sequence-per-completion"])
+def test_grpo_trains_under_bf16_autocast_and_without_a_shared_prefix(tiny_cfg, monkeypatch, request, changes):
+    # The sampler and the training forward run in the same precision and layout, so the first
+    # ratio against the sampler's log-probs is 1 (bf16 rounding allowed for).
+    from safetensors.torch import load_file
+
+    from accelerate.state import AcceleratorState
+
+    _plugin(monkeypatch, "length", LengthVerifier)
+    AcceleratorState._reset_state(reset_partial_state=True)  # one precision per process, as a stage has
+    request.addfinalizer(lambda: AcceleratorState._reset_state(reset_partial_state=True))
+    grpo = tiny_cfg.grpo.model_copy(update={k: v for k, v in changes.items() if k == "shared_prefix"})
+    cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "length"}), "grpo": grpo,
+                                      **{k: v for k, v in changes.items() if k == "mixed_precision"}})
+    result = train_grpo(cfg)
+    rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
+    assert all(r["ratio_mean"] == pytest.approx(1.0, abs=0.05) and r["grad_norm"] > 0 for r in rows)
+    end = load_file(str(Path(result["model"]) / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in end.values())  # autocast leaves the weights in float32
