@@ -3,11 +3,11 @@ prompt, shared by its n completions.
 
 Per call: the distinct prompts go through the model once (left-padded, positions from the mask),
 their KV cache is repeated n times along the batch, and then every new token of every completion
-costs one forward of one position. Sampling is what transformers' `generate` does with the same
-settings (min_new_tokens, then temperature, then top-p; one `torch.multinomial` draw per step for
-the whole batch), so a seeded call draws the same tokens whether the prefix is shared or not
-(tests/pipeline/rollout/test_sampler.py). The log-prob of each sampled token is taken from
-`log_softmax(logits / temperature)` before top-p and min_new_tokens touch the logits, as the
+costs one forward of one position. The sampling distribution is transformers' `generate`'s with the
+same settings (min_new_tokens, then temperature, then top-p), but each token is drawn by inverse
+CDF from one uniform number per row, so a seeded call draws the same tokens whether the prefix is
+shared or not (tests/pipeline/rollout/test_sampler.py). The log-prob of each sampled token comes
+from `log_softmax(logits / temperature)` before top-p and min_new_tokens touch the logits, as the
 rollout contract says.
 
 The cache writes each step's keys and values into buffers allocated once for the whole call
@@ -104,8 +104,18 @@ def _draw(logits: torch.Tensor, sampling: SamplingParams, eos: torch.Tensor, t: 
         filtered = filtered.index_fill(-1, eos, float("-inf"))
     if sampling.top_p < 1.0:
         filtered = _top_p(filtered, sampling.top_p)
-    token = torch.multinomial(torch.softmax(filtered, dim=-1), num_samples=1).squeeze(-1)
+    token = _inverse_cdf(torch.softmax(filtered, dim=-1))
     return token, _picked_logprob(scaled, token)
+
+
+def _inverse_cdf(probs: torch.Tensor) -> torch.Tensor:
+    """One draw per row of `(B, V)` probabilities: the first token whose cumulative probability
+    exceeds a uniform number. One random number a row, where `torch.multinomial` draws an
+    exponential per vocabulary entry (~20 ms a step at 8 x 49k on this CPU, ~0.3 ms this way).
+    Zero-probability tokens (cut by top-p or min_new_tokens) have empty intervals and are never drawn."""
+    cdf = probs.double().cumsum(dim=-1)  # (B, V); float64 so the total's rounding is negligible
+    u = torch.rand(probs.shape[0], 1, dtype=torch.float64, device=probs.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)
 
 
 def _picked_logprob(scaled: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
