@@ -22,6 +22,7 @@ __all__ = [
     "LoRAConfig",
     "ModelConfig",
     "ArithmeticTaskConfig",
+    "WordProblemTaskConfig",
     "DataSourceConfig",
     "DatasetTaskConfig",
     "TaskConfig",
@@ -211,7 +212,51 @@ class DatasetTaskConfig(_Strict):
     seed: int = Field(1234, description="Seed for the held-out carve")
 
 
-TaskConfig = Annotated[Union[ArithmeticTaskConfig, DatasetTaskConfig], Field(discriminator="kind")]
+class WordProblemTaskConfig(_Strict):
+    """Built-in arithmetic word problems ("Anna has 7 shells. She gets 5 more shells. How many ..."),
+    deterministic by seed: nothing in the prompt can be copied as the answer, so a completion scores
+    only when it names the number. The held-out problems' (a, op, b) never appear among RL prompts."""
+
+    kind: Literal["word_problems"] = "word_problems"
+    operations: list[Literal["+", "-", "*"]] = Field(
+        default_factory=lambda: ["+", "-"], min_length=1, description="Operations drawn uniformly ('-' never goes below 0)"
+    )
+    min_operand: int = Field(2, ge=0, le=10**6, description="Smallest operand")
+    max_operand: int = Field(20, ge=1, le=10**6, description="Largest operand")
+    instruction: str = Field("", description="Text appended to every problem (e.g. an answer format)")
+    sft_size: int = Field(0, ge=0, le=10**6, description="Worked demonstrations SFT may see")
+    eval_size: int = Field(200, ge=1, le=10**6, description="Held-out problems for evaluation")
+    seed: int = Field(1234, description="Seed of the problem generator (independent of the run seed)")
+    verifier: str = Field("math", description="Verifier that scores the answers")
+
+    @property
+    def distinct_problems(self) -> int:
+        """How many different (a, op, b) the settings give (a >= b for '-')."""
+        return _word_problem_space(self.operations, self.min_operand, self.max_operand)
+
+    @field_validator("eval_size")
+    @classmethod
+    def _problem_space_is_large_enough(cls, eval_size: int, info: ValidationInfo) -> int:
+        if not {"operations", "min_operand", "max_operand", "sft_size"} <= set(info.data):
+            return eval_size  # one of them failed: that error is reported
+        d = info.data
+        if d["max_operand"] < d["min_operand"]:
+            raise ValueError(f"max_operand ({d['max_operand']}) is below min_operand ({d['min_operand']})")
+        space = _word_problem_space(d["operations"], d["min_operand"], d["max_operand"])
+        if eval_size + d["sft_size"] >= space:
+            raise ValueError(
+                f"the task's settings give {space} distinct problems, too few for {eval_size} held-out plus "
+                f"sft_size={d['sft_size']} demonstrations with RL problems left over; widen the operand range"
+            )
+        return eval_size
+
+
+def _word_problem_space(operations: list[str], low: int, high: int) -> int:
+    n = max(high - low + 1, 0)
+    return sum(n * (n + 1) // 2 if op == "-" else n * n for op in set(operations))
+
+
+TaskConfig = Annotated[Union[ArithmeticTaskConfig, WordProblemTaskConfig, DatasetTaskConfig], Field(discriminator="kind")]
 
 
 class _RolloutBase(_Strict):
