@@ -18,6 +18,7 @@ import torch
 from transformers import GenerationConfig
 
 from pipeline.rollout.base import Rollouts, SamplingParams
+from pipeline.rollout.packed import PackedLinears
 from pipeline.rollout.sampler import sample
 
 __all__ = ["HFRolloutEngine"]
@@ -26,7 +27,8 @@ __all__ = ["HFRolloutEngine"]
 class HFRolloutEngine:
     shares_weights = True
 
-    def __init__(self, model, tokenizer, batch_size: int = 512, decoder: str = "loop", shared_prefix: bool = True):
+    def __init__(self, model, tokenizer, batch_size: int = 512, decoder: str = "loop", shared_prefix: bool = True,
+                 packed_weights: bool = True):
         if decoder not in ("loop", "generate"):
             raise ValueError(f"decoder must be 'loop' or 'generate', got {decoder!r}")
         self.model = model
@@ -34,6 +36,7 @@ class HFRolloutEngine:
         self.batch_size = batch_size
         self.decoder = decoder
         self.shared_prefix = shared_prefix
+        self.linears = PackedLinears() if packed_weights and decoder == "loop" else None
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
@@ -65,7 +68,7 @@ class HFRolloutEngine:
                     per_chunk = max(1, self.batch_size // n)
                     for start in range(0, len(prompts), per_chunk):
                         s = sample(self.model, prompts[start : start + per_chunk], n, sampling, self.eos_ids,
-                                   self.pad_id, self.shared_prefix)
+                                   self.pad_id, self.shared_prefix, self.linears)
                         out.completion_ids += s.completion_ids
                         out.logprobs += s.logprobs
                         out.truncated += s.truncated

@@ -11,11 +11,13 @@ from `log_softmax(logits / temperature)` before top-p and min_new_tokens touch t
 rollout contract says.
 
 The cache writes each step's keys and values into buffers allocated once for the whole call
-(`_GrowingLayer`) instead of concatenating a new tensor per token and layer.
+(`_GrowingLayer`) instead of concatenating a new tensor per token and layer, and the decode steps
+can run on packed weight copies (`pipeline.rollout.packed`).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -24,6 +26,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from pipeline.rollout.base import SamplingParams
+from pipeline.rollout.packed import PackedLinears
 
 __all__ = ["Samples", "sample"]
 
@@ -39,8 +42,9 @@ class Samples:
 
 @torch.inference_mode()
 def sample(model, prompts: Sequence[list[int]], n: int, sampling: SamplingParams, eos_ids: Sequence[int],
-           pad_id: int, shared_prefix: bool = True) -> Samples:
-    """Sample `n` completions of each tokenised prompt from `model` (a causal LM in eval mode)."""
+           pad_id: int, shared_prefix: bool = True, linears: PackedLinears | None = None) -> Samples:
+    """Sample `n` completions of each tokenised prompt from `model` (a causal LM in eval mode);
+    `linears`: decode with its packed weight copies."""
     device = next(model.parameters()).device
     rows = [list(p) for p in prompts] if shared_prefix else [list(p) for p in prompts for _ in range(n)]
     width = max(len(p) for p in rows)
@@ -68,15 +72,16 @@ def sample(model, prompts: Sequence[list[int]], n: int, sampling: SamplingParams
     logps = torch.zeros((batch, steps), device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
-    for t in range(steps):
-        token, logp = _draw(logits, sampling, eos, t)
-        token = torch.where(finished, pad_id, token)
-        tokens[:, t], logps[:, t] = token, logp
-        lengths += ~finished
-        finished |= torch.isin(token, eos)
-        if t == steps - 1 or bool(finished.all()):
-            break
-        logits = _last_logits(model, token[:, None], attention_mask[:, : width + t + 1], next_position + t, cache)
+    with linears.decoding(model, batch) if linears is not None else nullcontext():
+        for t in range(steps):
+            token, logp = _draw(logits, sampling, eos, t)
+            token = torch.where(finished, pad_id, token)
+            tokens[:, t], logps[:, t] = token, logp
+            lengths += ~finished
+            finished |= torch.isin(token, eos)
+            if t == steps - 1 or bool(finished.all()):
+                break
+            logits = _last_logits(model, token[:, None], attention_mask[:, : width + t + 1], next_position + t, cache)
 
     tokens, logps, lengths, finished = tokens.cpu(), logps.cpu(), lengths.tolist(), finished.tolist()
     return Samples(

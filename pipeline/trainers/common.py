@@ -49,7 +49,8 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None, lora: bool = True)
     torch.set_num_threads(cfg.threads)
     # The scheduler steps once per optimiser step of the global batch, however many processes
     # share it (accelerate's default steps it once per process).
-    accelerator = Accelerator(step_scheduler_with_optimizer=False, mixed_precision=cfg.mixed_precision)
+    accelerator = Accelerator(step_scheduler_with_optimizer=False,
+                              mixed_precision="bf16" if cfg.mixed_precision == "bf16" else "no")
     set_seed(cfg.seed)
     source = resolve_model(init or cfg.model.name, cfg.model)
     tokenizer = load_tokenizer(source)

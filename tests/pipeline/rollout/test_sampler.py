@@ -2,6 +2,8 @@
 the model's distribution (with temperature, top-p and min_new_tokens), and its greedy decoding is
 transformers `generate`'s."""
 
+import copy
+
 import pytest
 import torch
 
@@ -118,3 +120,31 @@ def _chi_square_excess(observed: torch.Tensor, expected: torch.Tensor) -> float:
     x2 = sum((o - e) ** 2 / e for o, e in bins)
     df = len(bins) - 1
     return (x2 - df) / (2 * df) ** 0.5
+
+
+def test_packed_weights_decode_the_same_and_follow_weight_updates(tiny):
+    from pipeline.rollout.packed import PackedLinears, available
+
+    if not available():
+        pytest.skip("torch without MKL")
+    model, tokenizer = tiny
+    model = copy.deepcopy(model)
+    eos, pad, prompts = [tokenizer.eos_token_id], tokenizer.pad_token_id, _prompts(tokenizer)
+    linears = PackedLinears()
+    sampling = SamplingParams(temperature=0.9, max_new_tokens=8)
+
+    def draw(packed):
+        torch.manual_seed(4)
+        return sample(model, prompts, 3, sampling, eos, pad, linears=linears if packed else None)
+
+    for _ in range(2):  # the second round runs on weights changed in place, as by an optimiser step
+        packed, plain = draw(True), draw(False)
+        assert packed.completion_ids == plain.completion_ids
+        for a, b in zip(packed.logprobs, plain.logprobs):
+            torch.testing.assert_close(torch.tensor(a), torch.tensor(b), atol=1e-5, rtol=1e-5)
+        assert all(type(m).forward is m.forward.__func__ for m in model.modules()
+                   if isinstance(m, torch.nn.Linear))  # nothing left patched
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.3)
+    assert len(linears._packed) == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
