@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-real-model bench-math bench-sandbox bench-rlhf
+.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-real-model bench-math bench-sandbox bench-humaneval bench-rlhf
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-math: setup
 
 bench-sandbox: docker-ready
 	$(PY) bench/sandbox.py $(ARGS)
+
+bench-humaneval: docker-ready
+	$(PY) bench/humaneval.py $(ARGS)
 
 bench-rlhf: setup
 	$(PY) bench/rlhf.py $(ARGS)

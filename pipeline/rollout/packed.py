@@ -10,8 +10,9 @@ in-place step bumps its version), so with full fine-tuning they cost one repack 
 with LoRA none (the base is frozen; the adapters run as before). The result is the same linear map
 up to float rounding (the rollout contract tests hold).
 
-Eligible: float32 weights on the CPU, a torch built with MKL, no autocast (bf16 autocast keeps
-transformers' path, so sampling stays in the training forward's precision).
+Eligible: float32 weights on the CPU, a torch built with MKL, float32 inputs and no autocast (under
+bf16 autocast, entered around the call or inside the model's forward as accelerate does, a layer
+takes the plain path, so sampling stays in the training forward's precision).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def _packed_forward(module: torch.nn.Linear, packed: torch.Tensor, rows: int):
     weight, bias = module.weight, module.bias
 
     def forward(x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+            # autocast entered inside the model's forward (accelerate wraps it): transformers' path
+            return torch.nn.functional.linear(x, weight, bias)
         return torch.ops.mkl._mkl_linear(x, packed, weight, bias, rows)
 
     return forward
