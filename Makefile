@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-humaneval bench-rlhf
+.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-real-model bench-math bench-sandbox bench-humaneval bench-rlhf
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-learning: setup
 
 bench-grpo-step: setup
 	$(PY) bench/grpo_step.py $(ARGS)
+
+bench-real-model: setup
+	$(PY) bench/real_model.py $(ARGS)
 
 bench-math: setup
 	$(PY) bench/math_verifier.py $(ARGS)

@@ -71,10 +71,12 @@ def _fsync_tree(root: Path) -> None:
 class Checkpointer:
     """Saves and restores the training state of one stage through an `accelerate.Accelerator`."""
 
-    def __init__(self, stage_dir: Path, accelerator, keep: int = 2, identity: str = ""):
+    def __init__(self, stage_dir: Path, accelerator, keep: int = 2, identity: str = "", strict: bool = True):
         self.stage_dir = Path(stage_dir)
         self.accelerator = accelerator
         self.keep = keep
+        # False when checkpoints hold only part of a model's tensors (a LoRA policy's adapters).
+        self.strict = strict
         # What the training state depends on (model, task, starting point): written into every
         # checkpoint, and a checkpoint with another identity is refused rather than resumed.
         self.identity = identity
@@ -128,18 +130,26 @@ class Checkpointer:
                 f"{path}: this checkpoint was trained with another model, task or starting model; "
                 f"use a new output_dir, or delete {self.stage_dir} to start this stage over"
             )
-        self.accelerator.load_state(str(path))
+        self.accelerator.load_state(str(path), strict=self.strict)
         return state
 
 
 def export_model(accelerator, model, tokenizer, target: Path) -> Path:
-    """Write a standalone Hugging Face directory (config, safetensors, tokenizer) atomically."""
+    """Write a standalone Hugging Face directory (config, safetensors, tokenizer) atomically. A LoRA
+    policy is written merged, with its adapters alone in `adapter/` beside it."""
+    from pipeline.lora import is_lora, merged_model
+
     unwrapped = accelerator.unwrap_model(model)
-    state_dict = accelerator.get_state_dict(model)
+    adapters = is_lora(unwrapped)
+    state_dict = None if adapters else accelerator.get_state_dict(model)
     if accelerator.is_main_process:
 
         def write(tmp: Path) -> None:
-            unwrapped.save_pretrained(tmp, state_dict=state_dict)
+            if adapters:
+                merged_model(unwrapped).save_pretrained(tmp)
+                unwrapped.save_pretrained(tmp / "adapter")
+            else:
+                unwrapped.save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
 
         atomic_directory(Path(target), write)

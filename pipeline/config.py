@@ -19,8 +19,10 @@ from errors import ConfigError
 
 __all__ = [
     "TinyModelConfig",
+    "LoRAConfig",
     "ModelConfig",
     "ArithmeticTaskConfig",
+    "WordProblemTaskConfig",
     "DataSourceConfig",
     "DatasetTaskConfig",
     "TaskConfig",
@@ -125,6 +127,20 @@ class TinyModelConfig(_Strict):
         return heads
 
 
+class LoRAConfig(_Strict):
+    """Low-rank adapters (Hu et al. 2021, through peft) on the policy's linear layers: only the
+    adapters train, the frozen reference is the same model with its adapters switched off, checkpoints
+    hold the adapters, and the stage's `final/` is the merged model (its adapters in `final/adapter/`)."""
+
+    rank: int = Field(16, ge=1, le=4096, description="Rank r of each adapter (B @ A, A: r x in, B: out x r)")
+    alpha: float = Field(32.0, gt=0, description="Scale: the update is (alpha / rank) * B @ A")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapters' input while training")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1, description="Names of the linear layers that get adapters (Llama-style names by default)",
+    )
+
+
 class ModelConfig(_Strict):
     """Which model to start from."""
 
@@ -138,6 +154,10 @@ class ModelConfig(_Strict):
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Shape of the tiny preset")
     cache_dir: str | None = Field(
         None, description="Where built presets are cached; default ~/.cache/rlvr-pipeline (or $RLVR_CACHE)"
+    )
+    lora: LoRAConfig | None = Field(
+        None, description="Train low-rank adapters instead of every weight (sft, dpo, kto, grpo, ppo's policy); "
+        "unset: full fine-tuning"
     )
 
 
@@ -207,6 +227,50 @@ class DatasetTaskConfig(_Strict):
     seed: int = Field(1234, description="Seed for the held-out carve")
 
 
+class WordProblemTaskConfig(_Strict):
+    """Built-in arithmetic word problems ("Anna has 7 shells. She gets 5 more shells. How many ..."),
+    deterministic by seed: nothing in the prompt can be copied as the answer, so a completion scores
+    only when it names the number. The held-out problems' (a, op, b) never appear among RL prompts."""
+
+    kind: Literal["word_problems"] = "word_problems"
+    operations: list[Literal["+", "-", "*"]] = Field(
+        default_factory=lambda: ["+", "-"], min_length=1, description="Operations drawn uniformly ('-' never goes below 0)"
+    )
+    min_operand: int = Field(2, ge=0, le=10**6, description="Smallest operand")
+    max_operand: int = Field(20, ge=1, le=10**6, description="Largest operand")
+    instruction: str = Field("", description="Text appended to every problem (e.g. an answer format)")
+    sft_size: int = Field(0, ge=0, le=10**6, description="Worked demonstrations SFT may see")
+    eval_size: int = Field(200, ge=1, le=10**6, description="Held-out problems for evaluation")
+    seed: int = Field(1234, description="Seed of the problem generator (independent of the run seed)")
+    verifier: str = Field("math", description="Verifier that scores the answers")
+
+    @property
+    def distinct_problems(self) -> int:
+        """How many different (a, op, b) the settings give (a >= b for '-')."""
+        return _word_problem_space(self.operations, self.min_operand, self.max_operand)
+
+    @field_validator("eval_size")
+    @classmethod
+    def _problem_space_is_large_enough(cls, eval_size: int, info: ValidationInfo) -> int:
+        if not {"operations", "min_operand", "max_operand", "sft_size"} <= set(info.data):
+            return eval_size  # one of them failed: that error is reported
+        d = info.data
+        if d["max_operand"] < d["min_operand"]:
+            raise ValueError(f"max_operand ({d['max_operand']}) is below min_operand ({d['min_operand']})")
+        space = _word_problem_space(d["operations"], d["min_operand"], d["max_operand"])
+        if eval_size + d["sft_size"] >= space:
+            raise ValueError(
+                f"the task's settings give {space} distinct problems, too few for {eval_size} held-out plus "
+                f"sft_size={d['sft_size']} demonstrations with RL problems left over; widen the operand range"
+            )
+        return eval_size
+
+
+def _word_problem_space(operations: list[str], low: int, high: int) -> int:
+    n = max(high - low + 1, 0)
+    return sum(n * (n + 1) // 2 if op == "-" else n * n for op in set(operations))
+
+
 def _kind_or(default: str, key: str = "kind"):
     """A discriminator that reads `key` and takes `default` when it goes unsaid."""
 
@@ -218,7 +282,9 @@ def _kind_or(default: str, key: str = "kind"):
 
 
 # The built-in task's kind may go unsaid.
-TaskConfig = Annotated[Union[Annotated[ArithmeticTaskConfig, Tag("arithmetic")], Annotated[DatasetTaskConfig, Tag("dataset")]],
+TaskConfig = Annotated[Union[Annotated[ArithmeticTaskConfig, Tag("arithmetic")],
+                             Annotated[WordProblemTaskConfig, Tag("word_problems")],
+                             Annotated[DatasetTaskConfig, Tag("dataset")]],
                        _kind_or("arithmetic")]
 
 
@@ -232,11 +298,22 @@ class _RolloutBase(_Strict):
 
 
 class HFRolloutConfig(_RolloutBase):
-    """Rollouts with transformers `generate`, in the trainer's process, on the policy module itself
+    """Rollouts with a transformers model in the trainer's process, on the policy module itself
     (the CPU default: a weight sync costs nothing)."""
 
-    backend: Literal["hf"] = Field("hf", description="'hf': transformers generate, colocated (CPU default)")
-    batch_size: int = Field(512, ge=1, description="Sequences per generate call")
+    backend: Literal["hf"] = Field("hf", description="'hf': a transformers model, colocated (CPU default)")
+    batch_size: int = Field(512, ge=1, description="Sequences per decoding batch (whole groups with decoder 'loop')")
+    decoder: Literal["loop", "generate"] = Field(
+        "loop", description="'loop': the engine's KV-cache decode loop; 'generate': transformers generate "
+        "(same sampling; for models the loop does not cover)"
+    )
+    shared_prefix: bool = Field(
+        True, description="Loop only: prefill each prompt once and share its KV cache with its n completions"
+    )
+    packed_weights: bool = Field(
+        True, description="Loop only: decode with MKL packed-GEMM copies of the float32 linear weights (faster "
+        "decoding on the CPU for about twice the weights' memory; repacked after each update)"
+    )
 
 
 # One of several engines, by `backend`; each brings its own fields.
@@ -285,6 +362,10 @@ class GRPOConfig(_OptimConfig):
         "std", description="'std': divide by the group std (GRPO); 'none': Dr. GRPO"
     )
     drop_equal_groups: bool = Field(True, description="Skip groups whose rewards are all equal (no signal)")
+    shared_prefix: bool = Field(
+        True, description="Training forwards run each prompt once and its group's completions on its KV cache "
+        "(the same log-probs and gradients, G-1 fewer prompt passes); false: one packed sequence per completion"
+    )
     eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: only at the end)")
 
 
@@ -531,6 +612,10 @@ class RunConfig(_Strict):
     output_dir: str = Field("runs/tiny", min_length=1, description="Where checkpoints and metrics go")
     seed: int = Field(0, description="Seed for initialisation, data order and sampling")
     threads: int = Field(1, ge=1, le=512, description="torch CPU threads (1 is steadiest on small models)")
+    mixed_precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="'bf16': forwards (training, reference, sampling) under bfloat16 autocast, weights and "
+        "optimiser in float32 (accelerate's mixed precision); 'fp32': float32 throughout"
+    )
 
     @property
     def output_path(self) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 from errors import DataError
 from pipeline.config import DatasetTaskConfig, DataSourceConfig, RunConfig
-from pipeline.tasks import ArithmeticTask
+from pipeline.tasks import ArithmeticTask, WordProblemTask
 
 __all__ = ["SFTRow", "PromptRow", "TaskData", "EpochSampler", "build_task_data", "load_rows"]
 
@@ -43,7 +43,7 @@ class TaskData:
     eval_rows: list[PromptRow]
     system: str | None = None  # system message put before every prompt
     _rl_rows: list[PromptRow] | None = None
-    _task: ArithmeticTask | None = None
+    _task: ArithmeticTask | WordProblemTask | None = None
     _verifier: str = "math"
     _seed: int = 0
     _sampler: "EpochSampler | None" = None
@@ -95,8 +95,8 @@ class EpochSampler:
 
 def build_task_data(cfg: RunConfig) -> TaskData:
     task = cfg.task
-    if task.kind == "arithmetic":
-        arith = ArithmeticTask(task)
+    if task.kind in ("arithmetic", "word_problems"):
+        arith = ArithmeticTask(task) if task.kind == "arithmetic" else WordProblemTask(task)
         return TaskData(
             sft_rows=[SFTRow(p.prompt, p.answer) for p in arith.sft_problems],
             eval_rows=[PromptRow(p.prompt, p.answer, task.verifier) for p in arith.eval_problems],

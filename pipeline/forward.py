@@ -16,10 +16,11 @@ from typing import Sequence
 
 import torch
 
-from pipeline.tokens import PackedBatch, encode_demonstration, pack
+from pipeline.tokens import GroupedBatch, PackedBatch, encode_demonstration, pack
 
 __all__ = [
     "completion_logprobs",
+    "grouped_completion_logprobs",
     "head_outputs",
     "sequence_scores",
     "completion_values",
@@ -50,6 +51,36 @@ def completion_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> 
     keep = torch.arange(t - tc - 1, t - 1, device=batch.input_ids.device)
     logits = _forward(model, batch, logits_to_keep=keep).logits  # (B, Tc, V)
     return token_logprobs(logits, batch.completion_ids, temperature=temperature)
+
+
+def grouped_completion_logprobs(model, batch: GroupedBatch, temperature: float = 1.0) -> torch.Tensor:
+    """`completion_logprobs` of completions that share prompts, each prompt run once: `(B, Tc)`.
+
+    Two forwards through `model`: the P distinct prompts, keeping their KV cache, then the B
+    completions on the cache rows of their prompts (gradients flow back through the cache into the
+    prompts' forward). A group of G completions costs one prompt instead of G, for the same numbers
+    up to float rounding."""
+    from transformers import DynamicCache
+
+    from pipeline.losses import token_logprobs
+
+    config = getattr(model, "module", model).config
+    cache = DynamicCache(config=config)
+    positions = (batch.prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    last = model(input_ids=batch.prompt_ids, attention_mask=batch.prompt_mask, position_ids=positions,
+                 past_key_values=cache, use_cache=True, logits_to_keep=1).logits  # (P, 1, V)
+    first = token_logprobs(last[batch.owner], batch.completion_ids[:, :1], temperature)  # (B, 1)
+    tc = batch.completion_ids.shape[1]
+    if tc == 1:
+        return first
+    cache.batch_select_indices(batch.owner)  # (P, ...) -> (B, ...)
+    # Completion tokens 0..Tc-2 go in; their logits predict tokens 1..Tc-1.
+    mask = torch.cat([batch.prompt_mask[batch.owner], batch.completion_mask[:, :-1].long()], dim=-1)
+    start = batch.prompt_mask.sum(-1)[batch.owner, None]  # (B, 1): each prompt's length
+    positions = start + torch.arange(tc - 1, device=start.device)
+    logits = model(input_ids=batch.completion_ids[:, :-1], attention_mask=mask, position_ids=positions,
+                   past_key_values=cache, use_cache=True).logits  # (B, Tc - 1, V)
+    return torch.cat([first, token_logprobs(logits, batch.completion_ids[:, 1:], temperature)], dim=1)
 
 
 def head_outputs(model, batch: PackedBatch) -> torch.Tensor:

@@ -33,6 +33,7 @@ __all__ = [
     "resolve_model",
     "load_tokenizer",
     "load_causal_lm",
+    "frozen_reference",
     "scorer_from_causal_lm",
     "load_reward_model",
     "build_tiny_tokenizer",
@@ -118,11 +119,27 @@ def load_causal_lm(source: ModelSource, cfg: ModelConfig, tokenizer, seed: int =
         raise ModelNotFoundError(f"cannot load model {source.path!r}: {e}") from None
 
 
+def frozen_reference(policy: torch.nn.Module):
+    """The frozen reference a stage compares its policy with, taken before any update: for a LoRA
+    policy the same module with its adapters off (no second copy), otherwise a copy in eval mode
+    without gradients."""
+    from pipeline.lora import AdaptersOff, is_lora
+
+    if is_lora(policy):
+        return AdaptersOff(policy)
+    return copy.deepcopy(policy).eval().requires_grad_(False)
+
+
 def scorer_from_causal_lm(lm: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """A sequence scorer (`AutoModelForSequenceClassification`, one label) on a copy of `lm`'s
-    backbone, with a fresh scalar head initialised from `seed`: how a reward model or a critic starts."""
+    backbone (a LoRA policy's merged weights), with a fresh scalar head initialised from `seed`: how
+    a reward model or a critic starts."""
     from transformers import AutoModelForSequenceClassification
 
+    from pipeline.lora import is_lora, merged_model
+
+    if is_lora(lm):
+        lm = merged_model(lm)
     config = copy.deepcopy(lm.config)
     config.num_labels = 1
     config.problem_type = "regression"

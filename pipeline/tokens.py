@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["encode_prompt", "encode_demonstration", "PackedBatch", "pack", "pad_rows"]
+__all__ = ["encode_prompt", "encode_demonstration", "PackedBatch", "pack", "GroupedBatch", "pack_groups", "pad_rows"]
 
 
 def encode_prompt(tokenizer, prompt: str, system: str | None = None) -> list[int]:
@@ -76,6 +76,41 @@ def pack(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id:
         completion_ids=input_ids[:, tp:],
         completion_mask=attention_mask[:, tp:].float(),
     )
+
+
+@dataclass
+class GroupedBatch:
+    """Completions that share prompts, each distinct prompt stored once: the layout of a forward
+    that runs every prompt once and its completions on its KV cache (`forward.grouped_completion_logprobs`)."""
+
+    prompt_ids: torch.Tensor  # (P, Tp) left-padded, one row per distinct prompt
+    prompt_mask: torch.Tensor  # (P, Tp)
+    owner: torch.Tensor  # (B,) long: the prompt row of each completion
+    completion_ids: torch.Tensor  # (B, Tc) right-padded
+    completion_mask: torch.Tensor  # (B, Tc) float, 1 on real completion tokens
+
+    def to(self, device) -> "GroupedBatch":
+        return GroupedBatch(*(t.to(device) for t in vars(self).values()))
+
+
+def pack_groups(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int) -> GroupedBatch:
+    """`pack`'s completions, with equal prompts (a GRPO group's) stored once."""
+    rows: dict[tuple[int, ...], int] = {}
+    owner = [rows.setdefault(tuple(p), len(rows)) for p in prompts]
+    distinct = [list(p) for p in rows]
+    tp = max(len(p) for p in distinct)
+    tc = max(max(len(c) for c in completions), 1)
+    prompt_ids = torch.full((len(distinct), tp), pad_id, dtype=torch.long)
+    prompt_mask = torch.zeros((len(distinct), tp), dtype=torch.long)
+    for row, p in enumerate(distinct):
+        prompt_ids[row, tp - len(p) :] = torch.tensor(p, dtype=torch.long)
+        prompt_mask[row, tp - len(p) :] = 1
+    completion_ids = torch.full((len(completions), tc), pad_id, dtype=torch.long)
+    completion_mask = torch.zeros((len(completions), tc))
+    for row, c in enumerate(completions):
+        completion_ids[row, : len(c)] = torch.tensor(c, dtype=torch.long)
+        completion_mask[row, : len(c)] = 1
+    return GroupedBatch(prompt_ids, prompt_mask, torch.tensor(owner, dtype=torch.long), completion_ids, completion_mask)
 
 
 def pad_rows(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:

@@ -16,7 +16,8 @@ def make_engine(cfg, tokenizer, model=None, model_path: str | None = None) -> Ro
 
         if model is None:
             raise ValueError("the hf engine samples from the trainer's module: pass model=")
-        return HFRolloutEngine(model, tokenizer, batch_size=cfg.batch_size)
+        return HFRolloutEngine(model, tokenizer, batch_size=cfg.batch_size, decoder=cfg.decoder,
+                               shared_prefix=cfg.shared_prefix, packed_weights=cfg.packed_weights)
     raise ValueError(f"rollout.backend {cfg.backend!r} has no engine")
 
 

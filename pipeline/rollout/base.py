@@ -62,7 +62,13 @@ class RolloutEngine(Protocol):
 
 
 def policy_tensors(model) -> Iterable[tuple[str, "object"]]:
-    """The (name, tensor) pairs of a policy as a Hugging Face checkpoint names them, detached."""
+    """The (name, tensor) pairs of a policy as a Hugging Face checkpoint names them, detached; a LoRA
+    policy's are its merged weights (`pipeline.lora.merged_tensors`)."""
+    from pipeline.lora import is_lora, merged_tensors
+
+    if is_lora(model):
+        yield from merged_tensors(model)
+        return
     for name, tensor in model.state_dict().items():
         yield name, tensor.detach()
 

@@ -1,8 +1,11 @@
-"""Rollouts with transformers `generate`: the CPU default, colocated with the policy.
+"""Rollouts with transformers models in the trainer's process: the CPU default, colocated with the
+policy.
 
 The engine holds the policy module itself (`shares_weights`), so a weight sync is free: it samples
 from whatever the optimiser last wrote. `update_weights` copies tensors into that module, for an
-engine that was given a module of its own.
+engine that was given a module of its own. It decodes with its own KV-cache loop
+(`pipeline.rollout.sampler`: one prefill per distinct prompt, shared by its n completions), or with
+transformers `generate` (`decoder="generate"`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import torch
 from transformers import GenerationConfig
 
 from pipeline.rollout.base import Rollouts, SamplingParams
+from pipeline.rollout.packed import PackedLinears
+from pipeline.rollout.sampler import sample
 
 __all__ = ["HFRolloutEngine"]
 
@@ -22,10 +27,16 @@ __all__ = ["HFRolloutEngine"]
 class HFRolloutEngine:
     shares_weights = True
 
-    def __init__(self, model, tokenizer, batch_size: int = 512):
+    def __init__(self, model, tokenizer, batch_size: int = 512, decoder: str = "loop", shared_prefix: bool = True,
+                 packed_weights: bool = True):
+        if decoder not in ("loop", "generate"):
+            raise ValueError(f"decoder must be 'loop' or 'generate', got {decoder!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.decoder = decoder
+        self.shared_prefix = shared_prefix
+        self.linears = PackedLinears() if packed_weights and decoder == "loop" else None
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
@@ -51,8 +62,19 @@ class HFRolloutEngine:
             with rng:
                 if sampling.seed is not None:
                     torch.manual_seed(sampling.seed)
-                for start in range(0, len(expanded), self.batch_size):
-                    self._generate_chunk(expanded[start : start + self.batch_size], sampling, out)
+                if self.decoder == "loop":
+                    # Whole groups per chunk (a group shares its prompt's prefill): batch_size
+                    # sequences, or one group when n alone exceeds it.
+                    per_chunk = max(1, self.batch_size // n)
+                    for start in range(0, len(prompts), per_chunk):
+                        s = sample(self.model, prompts[start : start + per_chunk], n, sampling, self.eos_ids,
+                                   self.pad_id, self.shared_prefix, self.linears)
+                        out.completion_ids += s.completion_ids
+                        out.logprobs += s.logprobs
+                        out.truncated += s.truncated
+                else:
+                    for start in range(0, len(expanded), self.batch_size):
+                        self._generate_chunk(expanded[start : start + self.batch_size], sampling, out)
         finally:
             self.model.train(was_training)
         out.texts = self.tokenizer.batch_decode(out.completion_ids, skip_special_tokens=True)

@@ -45,8 +45,9 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     ctx.model.to(acc.device)
     # The starting policy is the reference: its log-probs, before any update (and before a resumed
     # checkpoint is loaded into it).
-    ref_train = all_pair_logps(ctx.model, train, pad_id, d.micro_batch_size)
-    ref_held = all_pair_logps(ctx.model, held_out, pad_id, d.micro_batch_size)
+    with acc.autocast():
+        ref_train = all_pair_logps(ctx.model, train, pad_id, d.micro_batch_size)
+        ref_held = all_pair_logps(ctx.model, held_out, pad_id, d.micro_batch_size)
     sampler = EpochSampler(len(train), cfg.seed)
 
     run = prepare_training(ctx, d, d.steps)

@@ -10,7 +10,6 @@ clipped surrogate (+ beta * k3 KL to a frozen reference) -> the rollout engine s
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from contextlib import nullcontext
@@ -21,14 +20,15 @@ import torch
 from pipeline.config import GRPOConfig, RunConfig
 from pipeline.data import build_task_data
 from pipeline.evaluate import heldout_accuracy
-from pipeline.forward import completion_logprobs, vocabulary_fingerprint
+from pipeline.forward import completion_logprobs, grouped_completion_logprobs, vocabulary_fingerprint
 from pipeline.losses import grpo_loss, masked_group_advantages
 from pipeline.metrics import masked_verdicts, sample_metrics, verifier_metrics
+from pipeline.models import frozen_reference
 from pipeline.rollout import make_engine, sampling_params, sync_weights
 from pipeline.rollout.collect import collect
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
-from pipeline.tokens import PackedBatch, pack, pad_rows
+from pipeline.tokens import GroupedBatch, PackedBatch, pack, pack_groups, pad_rows
 from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, seed_step, setup_stage
 
 __all__ = ["train_grpo"]
@@ -40,7 +40,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     acc, tokenizer, g = ctx.accelerator, ctx.tokenizer, cfg.grpo
     data = build_task_data(cfg)
     scorer = Scorer.for_task(cfg, data)
-    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False) if g.beta > 0 else None
+    reference = frozen_reference(ctx.model) if g.beta > 0 else None
 
     run = prepare_training(ctx, g, g.steps)
     model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
@@ -134,19 +134,20 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
     for m in range(n_micro):
         chunk = kept[m * g.micro_batch_size : (m + 1) * g.micro_batch_size] or kept[:1]
         weight_zero = not kept[m * g.micro_batch_size : (m + 1) * g.micro_batch_size]
-        packed = pack([rollouts.prompt_ids[i] for i in chunk], [rollouts.completion_ids[i] for i in chunk], pad_id)
+        layout = pack_groups if g.shared_prefix else pack  # a group's prompt once, or once per completion
+        packed = layout([rollouts.prompt_ids[i] for i in chunk], [rollouts.completion_ids[i] for i in chunk], pad_id)
         old = pad_rows([rollouts.logprobs[i] for i in chunk], packed.completion_ids.shape[1])
         packed, old = packed.to(acc.device), old.to(acc.device)
         ref = None
         if reference is not None:
-            with torch.inference_mode():
-                ref = completion_logprobs(reference, packed, temperature).clone()
+            with torch.inference_mode(), acc.autocast():
+                ref = _completion_logprobs(reference, packed, temperature).clone()
         micro_batches.append((packed, old, ref, advantages[chunk].to(acc.device), weight_zero))
 
     sums = dict.fromkeys(_LOSS_STATS, 0.0)
     for _ in range(g.epochs):
         for index, (packed, old, ref, adv, weight_zero) in enumerate(micro_batches):
-            logps = completion_logprobs(model, packed, temperature)
+            logps = _completion_logprobs(model, packed, temperature)
             loss, stats = grpo_loss(logps, old, ref, adv, packed.completion_mask, clip_low=g.clip_low,
                                     clip_high=g.clip_high, beta=g.beta, aggregation=g.aggregation, max_tokens=max_tokens)
             share = _share(packed, g.aggregation, total_seqs, total_tokens)
@@ -168,7 +169,13 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
 _LOSS_STATS = ("loss", "pg_loss", "kl", "clip_fraction", "ratio_mean")
 
 
-def _share(packed: PackedBatch, aggregation: str, total_seqs: int, total_tokens: int) -> float:
+def _completion_logprobs(model, batch: PackedBatch | GroupedBatch, temperature: float) -> torch.Tensor:
+    if isinstance(batch, GroupedBatch):
+        return grouped_completion_logprobs(model, batch, temperature)
+    return completion_logprobs(model, batch, temperature)
+
+
+def _share(packed: PackedBatch | GroupedBatch, aggregation: str, total_seqs: int, total_tokens: int) -> float:
     """This micro-batch's weight, so that summing weighted micro-batch losses gives the loss of the
     whole batch: token_mean weighs by tokens, sequence_mean and constant by sequences."""
     if aggregation == "token_mean":

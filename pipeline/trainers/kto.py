@@ -15,7 +15,6 @@ Prints `{"stage": "kto", "model": <final dir>, ...}`.
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from typing import Any, Mapping
@@ -27,6 +26,7 @@ from pipeline.config import RunConfig
 from pipeline.data import EpochSampler
 from pipeline.forward import all_pair_logps, completion_logprobs
 from pipeline.losses import implicit_reward_accuracy, kto_loss, sequence_logps
+from pipeline.models import frozen_reference
 from pipeline.preference import encode_pairs, load_preference_data
 from pipeline.stages import stage_main
 from pipeline.tokens import encode_demonstration, pack
@@ -53,8 +53,9 @@ def train_kto(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             for r in data.train_binary]
     held_out = encode_pairs(tokenizer, data.eval_pairs, k.max_length, data.system)
     pad_id = tokenizer.pad_token_id
-    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False).to(acc.device)
-    ref_held = all_pair_logps(reference, held_out, pad_id, k.micro_batch_size) if held_out else None
+    reference = frozen_reference(ctx.model).to(acc.device)
+    with acc.autocast():
+        ref_held = all_pair_logps(reference, held_out, pad_id, k.micro_batch_size) if held_out else None
     sampler = EpochSampler(len(rows), cfg.seed)
 
     run = prepare_training(ctx, k, k.steps)
@@ -82,7 +83,7 @@ def train_kto(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             prompts, completions = [c[0] for c in chunk], [c[1] for c in chunk]
             desirable = torch.tensor([c[2] for c in chunk], device=acc.device)
             policy = _logps(model, prompts, completions, pad_id, acc.device)
-            with torch.no_grad():
+            with torch.no_grad(), acc.autocast():
                 ref = _logps(reference, prompts, completions, pad_id, acc.device)
                 # z0: each prompt with another row's completion, so the estimate is of the KL on
                 # outputs unrelated to the feedback (KTO, section 4.2).

@@ -23,7 +23,6 @@ Prints `{"stage": "ppo", "model": <final policy dir>, "value_model": <critic dir
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from typing import Any, Mapping
@@ -39,7 +38,7 @@ from pipeline.forward import completion_logprobs, completion_values, mean_token_
 from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
 from pipeline.losses import value_loss, whiten
 from pipeline.metrics import masked_verdicts, sample_metrics
-from pipeline.models import load_reward_model, scorer_from_causal_lm
+from pipeline.models import frozen_reference, load_reward_model, scorer_from_causal_lm
 from pipeline.rollout import make_engine, sampling_params, sync_weights
 from pipeline.rollout.collect import collect, score_rollouts
 from pipeline.scoring import Scorer
@@ -75,7 +74,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     data = build_task_data(cfg)
     scorer = Scorer.for_task(cfg, data, extra={p.verifier})
     vocabulary = vocabulary_fingerprint(tokenizer)  # the reward model scores the sampled ids when it shares it
-    reference = copy.deepcopy(ctx.model).eval().requires_grad_(False).to(acc.device)
+    reference = frozen_reference(ctx.model).to(acc.device)
     critic = _initial_critic(p, cfg, ctx.model)
     critic_optimizer, critic_scheduler = make_optimizer(critic, p.model_copy(update={"lr": p.critic_lr}), p.steps)
     # Prepared before the policy, so every checkpoint holds both models and both optimisers.
@@ -156,8 +155,9 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             batch.completion_mask *= c.valid.to(batch.completion_mask)[:, None]
             mask = batch.completion_mask
             old_logps = pad_rows(rollouts.logprobs, mask.shape[1]).to(acc.device)  # the sampler's log-probs
-            ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
-                                                       cfg.rollout.temperature)
+            with acc.autocast():
+                ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
+                                                           cfg.rollout.temperature)
             rewards, kl = kl_shaped_rewards(old_logps, ref_logps, scores.to(acc.device), mask, kl_ctl.coef)
             advantages, returns = gae(rewards, old_values, mask, p.gamma, p.lam)
             if p.whiten_advantages:

@@ -61,7 +61,7 @@ def evaluate_pairs(model, encoded: list[EncodedPair], pad_id: int, batch_size: i
 
 def train_reward_model(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
     # --- set up: scorer on the policy's backbone, pairs, optimiser, resume -------------------
-    ctx = setup_stage(cfg, "reward_model", init)
+    ctx = setup_stage(cfg, "reward_model", init, lora=False)  # the scorer trains every weight
     acc, tokenizer, r = ctx.accelerator, ctx.tokenizer, cfg.reward_model
     ctx.model = scorer_from_causal_lm(ctx.model, seed=cfg.seed)
     ctx.model.config.pad_token_id = tokenizer.pad_token_id

@@ -3,9 +3,9 @@ import json
 import pytest
 
 from errors import DataError
-from pipeline.config import ArithmeticTaskConfig, DataSourceConfig, load_config
+from pipeline.config import ArithmeticTaskConfig, DataSourceConfig, WordProblemTaskConfig, load_config
 from pipeline.data import EpochSampler, build_task_data, load_rows
-from pipeline.tasks import ArithmeticTask
+from pipeline.tasks import ArithmeticTask, WordProblemTask
 
 
 def test_arithmetic_task_is_deterministic_and_splits_are_disjoint():
@@ -34,6 +34,42 @@ def test_arithmetic_answers_follow_precedence(prompt, answer):
 def test_too_many_distinct_problems_is_a_clear_error():
     with pytest.raises(ValueError, match="max_operand"):
         ArithmeticTask(ArithmeticTaskConfig(max_operand=3, operations=["+"], sft_size=100, eval_size=10))
+
+
+def _operation(prompt: str) -> tuple[int, str, int]:
+    """(a, op, b) read back from a word problem's story."""
+    import re
+
+    a, b = (int(x) for x in re.findall(r"\d+", prompt)[:2])
+    op = "*" if "each" in prompt else "-" if ("gives" in prompt or "takes" in prompt) else "+"
+    return a, op, b
+
+
+def test_word_problems_answer_their_stories_and_keep_held_out_operations_apart():
+    cfg = WordProblemTaskConfig(operations=["+", "-", "*"], sft_size=50, eval_size=100, instruction="Be brief.")
+    a, b = WordProblemTask(cfg), WordProblemTask(cfg)
+    assert a.eval_problems == b.eval_problems and a.rl_problems(3, 16) == b.rl_problems(3, 16) != a.rl_problems(4, 16)
+    problems = a.eval_problems + a.sft_problems + [p for step in range(20) for p in a.rl_problems(step, 64)]
+    for p in problems:
+        x, op, y = _operation(p.prompt)
+        expected = {"+": x + y, "-": x - y, "*": x * y}[op]
+        assert p.prompt.endswith("? Be brief.") and str(expected) in p.answer and expected >= 0
+    held = {_operation(p.prompt) for p in a.eval_problems}
+    assert len(held) == 100  # distinct operations, not just distinct wordings
+    assert not held & {_operation(p.prompt) for p in problems[100:]}
+    assert {_operation(p.prompt)[1] for p in problems} == {"+", "-", "*"}
+    assert a.sft_problems[0].answer.endswith(f"The answer is {a.sft_problems[0].answer.split()[-1][:-1]}.")
+
+
+def test_word_problems_need_operations_to_spare():
+    with pytest.raises(ValueError, match="distinct problems"):
+        WordProblemTaskConfig(operations=["+"], min_operand=1, max_operand=5, eval_size=25)
+
+
+def test_a_word_problem_config_builds_its_task_data():
+    data = build_task_data(load_config(None, ["task.kind=word_problems", "task.eval_size=30"]))
+    assert len(data.eval_rows) == 30 and data.verifier_names() == {"math"}
+    assert all(r.answer.isdigit() for r in data.eval_rows + data.rl_batch(0, 8))
 
 
 def _write_jsonl(path, rows):

@@ -12,12 +12,13 @@ from pipeline.forward import (
     all_pair_logps,
     completion_logprobs,
     completion_values,
+    grouped_completion_logprobs,
     mean_token_logprob,
     sequence_scores,
     vocabulary_fingerprint,
 )
 from pipeline.models import load_causal_lm, load_tokenizer, resolve_model, scorer_from_causal_lm
-from pipeline.tokens import pack
+from pipeline.tokens import pack, pack_groups
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,35 @@ def test_reward_model_scores_ids_and_texts_alike(tiny, tmp_path):
     ids = rm.score_ids([e[0] for e in encoded], [e[1] for e in encoded])
     assert texts.shape == (3,) and torch.equal(texts, ids)
     assert texts.unique().numel() == 3
+
+
+def _groups(tokenizer):
+    """Two prompts of different lengths, groups of 3 and 2 completions of lengths 1 to 4, in an
+    order that interleaves the groups (as GRPO's kept samples may)."""
+    a, b = tokenizer("12+7=")["input_ids"], tokenizer("123+456=")["input_ids"]
+    completions = [[5, 6, 7], [8], [9, 10, 11, 12], [13, 14], [15, 16, 17]]
+    return [a, b, a, b, a], completions
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_grouped_logprobs_and_gradients_equal_one_packed_sequence_per_completion(tiny, temperature):
+    model, tokenizer = tiny
+    prompts, completions = _groups(tokenizer)
+    packed = pack(prompts, completions, tokenizer.pad_token_id)
+    grouped = pack_groups(prompts, completions, tokenizer.pad_token_id)
+    assert grouped.prompt_ids.shape[0] == 2 and grouped.owner.tolist() == [0, 1, 0, 1, 0]
+    assert torch.equal(grouped.completion_ids * grouped.completion_mask.long(), packed.completion_ids * packed.completion_mask.long())
+
+    def loss_and_grads(logps, mask):
+        model.zero_grad()
+        loss = (logps * mask * torch.linspace(1, 2, logps.shape[1])).sum()
+        loss.backward()
+        return logps.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    expected, expected_grads = loss_and_grads(completion_logprobs(model, packed, temperature), packed.completion_mask)
+    got, grads = loss_and_grads(grouped_completion_logprobs(model, grouped, temperature), grouped.completion_mask)
+    mask = packed.completion_mask.bool()
+    torch.testing.assert_close(got[mask], expected[mask], atol=1e-5, rtol=1e-5)
+    for name, grad in expected_grads.items():  # the gradient reaches the prompts through the cache
+        torch.testing.assert_close(grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    assert any(g.abs().sum() > 0 for g in grads.values())

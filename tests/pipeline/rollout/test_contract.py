@@ -28,7 +28,11 @@ def _hf(model, tokenizer, batch_size):
     return make_engine(HFRolloutConfig(batch_size=batch_size), tokenizer, model=model)
 
 
-ENGINES = {"hf": _hf}
+def _hf_generate(model, tokenizer, batch_size):
+    return make_engine(HFRolloutConfig(batch_size=batch_size, decoder="generate"), tokenizer, model=model)
+
+
+ENGINES = {"hf": _hf, "hf-generate": _hf_generate}
 
 
 @pytest.fixture(params=sorted(ENGINES))

@@ -18,8 +18,8 @@ def _tiny():
 
 
 def test_sampling_applies_no_hidden_top_k(monkeypatch):
-    # transformers fills an unset top_k with 50; the sampler must switch it off, or the completions
-    # come from a truncated distribution while their log-probs are those of the full one.
+    # transformers fills an unset top_k with 50; the generate decoder must switch it off, or the
+    # completions come from a truncated distribution while their log-probs are those of the full one.
     import transformers.generation.utils as generation
 
     built = []
@@ -31,7 +31,8 @@ def test_sampling_applies_no_hidden_top_k(monkeypatch):
 
     monkeypatch.setattr(generation.TopKLogitsWarper, "__init__", record)
     model, tokenizer = _tiny()
-    HFRolloutEngine(model, tokenizer).generate([encode_prompt(tokenizer, "1+1=")], 2, SamplingParams(max_new_tokens=3))
+    engine = HFRolloutEngine(model, tokenizer, decoder="generate")
+    engine.generate([encode_prompt(tokenizer, "1+1=")], 2, SamplingParams(max_new_tokens=3))
     assert built == []
 
 

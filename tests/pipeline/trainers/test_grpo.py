@@ -180,3 +180,25 @@ def test_the_kl_guard_stops_a_policy_that_drifts_from_its_reference(tiny_cfg, fa
     })
     with pytest.raises(RunHealthError, match=r"KL to the reference averaged .* above guards.kl_max=1e-06"):
         train_grpo(cfg)
+
+
+@pytest.mark.parametrize("changes", [{"mixed_precision": "bf16"}, {"shared_prefix": False}],
+                         ids=["bf16-autocast", "one-sequence-per-completion"])
+def test_grpo_trains_under_bf16_autocast_and_without_a_shared_prefix(tiny_cfg, fake_entry_points, request, changes):
+    # The sampler and the training forward run in the same precision and layout, so the first
+    # ratio against the sampler's log-probs is 1 (bf16 rounding allowed for).
+    from safetensors.torch import load_file
+
+    from accelerate.state import AcceleratorState
+
+    _plugin(fake_entry_points, "length", LengthVerifier)
+    AcceleratorState._reset_state(reset_partial_state=True)  # one precision per process, as a stage has
+    request.addfinalizer(lambda: AcceleratorState._reset_state(reset_partial_state=True))
+    grpo = tiny_cfg.grpo.model_copy(update={k: v for k, v in changes.items() if k == "shared_prefix"})
+    cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "length"}), "grpo": grpo,
+                                      **{k: v for k, v in changes.items() if k == "mixed_precision"}})
+    result = train_grpo(cfg)
+    rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
+    assert all(r["ratio_mean"] == pytest.approx(1.0, abs=0.05) and r["grad_norm"] > 0 for r in rows)
+    end = load_file(str(Path(result["model"]) / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in end.values())  # autocast leaves the weights in float32
