@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import torch
 from transformers import GenerationConfig
 
-from pipeline.rollout.base import Rollouts, SamplingParams
+from pipeline.rollout.base import Rollouts, SamplingParams, eos_token_ids
 
 __all__ = ["HFRolloutEngine"]
 
@@ -26,7 +26,7 @@ class HFRolloutEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     @torch.no_grad()
@@ -95,12 +95,3 @@ class HFRolloutEngine:
             out.logprobs.append(token_logps[row, :length].tolist())
             out.truncated.append(len(stops) == 0)
 
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    if not ids:
-        raise ValueError("the tokenizer and model define no EOS token: generation could never stop")
-    return ids
