@@ -15,7 +15,8 @@ from pipeline.checkpoint import Checkpointer, export_model
 from pipeline.config import RunConfig, _OptimConfig, config_hash
 from pipeline.metrics import MetricsLog, plot_metrics
 
-__all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
+__all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step",
+           "Stopwatch", "sync_engine"]
 
 
 @dataclass
@@ -138,6 +139,23 @@ def progress_bar(ctx: StageContext, total: int, initial: int):
     return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr,
                 disable=not ctx.accelerator.is_main_process, mininterval=0.2 if interactive else 10,
                 dynamic_ncols=interactive)
+
+
+def sync_engine(accelerator, engine, model, check, watch: "Stopwatch") -> dict[str, float]:
+    """Push the policy's weights to a rollout engine that holds its own copy, wait for every
+    process (under FSDP the tensors are gathered, a collective; a shared server is written by one
+    process), then prove they arrived (`pipeline.rollout.weight_check`; a mismatch raises
+    RunHealthError). Returns the check's metric; nothing to do for an engine that shares the
+    trainer's module."""
+    from pipeline.rollout import sync_weights
+
+    if engine.shares_weights:
+        return {}
+    with watch("sync"):
+        sync_weights(engine, model)
+        accelerator.wait_for_everyone()
+        diff = check(engine, model) if check is not None else None
+    return {} if diff is None else {"sync_probe_diff": diff}
 
 
 class Stopwatch:

@@ -37,16 +37,19 @@ from pipeline.data import EpochSampler, PromptRow, build_task_data
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs, completion_values, mean_token_logprob, vocabulary_fingerprint
 from pipeline.guards import RunGuards
-from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
+from pipeline.losses import gae, importance_weights, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss
+from pipeline.losses import sft_loss
 from pipeline.losses import value_loss, whiten
 from pipeline.metrics import masked_verdicts, sample_metrics
 from pipeline.models import load_reward_model, scorer_from_causal_lm
-from pipeline.rollout import make_engine, sampling_params, sync_weights
+from pipeline.rollout import make_engine, sampling_params
 from pipeline.rollout.collect import collect, score_rollouts
+from pipeline.rollout.weight_check import arrival_check
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import PackedBatch, encode_demonstration, encode_prompt, pack, pad_rows
 from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, seed_step, setup_stage
+from pipeline.trainers.common import sync_engine
 
 __all__ = ["train_ppo", "AdaptiveKLController"]
 
@@ -101,7 +104,14 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     kl_ctl = AdaptiveKLController(run.state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon)
-    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
+    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path,
+                         seed=cfg.seed, pushes_weights=acc.is_main_process)
+    # An engine with weights of its own: proved equal to the trainer's after every sync; the
+    # trainer recomputes pi_old and weights each token by pi_old / q_sampler (bounded).
+    check = arrival_check(cfg.rollout, encode_prompt(tokenizer, data.eval_rows[0].prompt, data.system),
+                          tokenizer.pad_token_id)
+    correction = None if engine.shares_weights else cfg.rollout.correction
+    sync_engine(acc, engine, acc.unwrap_model(model), check, Stopwatch())  # a resumed policy is not the start's
     sampling = sampling_params(cfg.rollout)
     guards = RunGuards.from_config("ppo", cfg.guards)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
@@ -157,9 +167,17 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             batch = pack(rollouts.prompt_ids, rollouts.completion_ids, pad_id).to(acc.device)
             batch.completion_mask *= c.valid.to(batch.completion_mask)[:, None]
             mask = batch.completion_mask
-            old_logps = pad_rows(rollouts.logprobs, mask.shape[1]).to(acc.device)  # the sampler's log-probs
-            ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
-                                                       cfg.rollout.temperature)
+            sampler_logps = pad_rows(rollouts.logprobs, mask.shape[1]).to(acc.device)
+            ref_logps, old_values, trainer_logps = _forward_in_chunks(
+                reference, critic, batch, p.micro_batch_size, cfg.rollout.temperature,
+                policy=model if correction is not None else None)
+            # pi_old: the sampler's log-probs when it is this module, else the trainer's own
+            old_logps, is_weights, mismatch = sampler_logps, None, {}
+            if correction is not None:
+                old_logps = trainer_logps
+                mode = "truncate" if correction.mode == "none" else correction.mode  # "none": measured only
+                weights, mismatch = importance_weights(old_logps, sampler_logps, mask, mode, correction.cap)
+                is_weights = None if correction.mode == "none" else weights
             rewards, kl = kl_shaped_rewards(old_logps, ref_logps, scores.to(acc.device), mask, kl_ctl.coef)
             advantages, returns = gae(rewards, old_values, mask, p.gamma, p.lam)
             if p.whiten_advantages:
@@ -168,11 +186,11 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         # --- optimise: `epochs` passes over shuffled minibatches of the scored samples
         with watch("train"):
             stats = _optimise(acc, model, critic, optimizer, critic_optimizer, batch,
-                              (old_logps, old_values, advantages, returns), p, cfg.rollout.temperature,
+                              (old_logps, old_values, advantages, returns, is_weights), p, cfg.rollout.temperature,
                               ptx_examples, ptx_sampler, step, pad_id, c.valid.nonzero().squeeze(-1).tolist())
         scheduler.step()
         critic_scheduler.step()
-        sync_weights(engine, acc.unwrap_model(model))
+        synced = sync_engine(acc, engine, acc.unwrap_model(model), check, watch)
         valid_rows = c.valid.to(acc.device)
         seq_kl = float((kl * mask).sum(-1)[valid_rows].mean()) if bool(valid_rows.any()) else 0.0
         coef_used = kl_ctl.coef
@@ -199,6 +217,8 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             "verdict_timeout": samples["verdict_timeout"],
             "verdict_error": samples["verdict_error"],
             **stats,
+            **{k: float(v) for k, v in mismatch.items()},
+            **synced,
             "lr": scheduler.get_last_lr()[0],
             **watch.pop(),
             "train_seconds": round(train_seconds, 3),
@@ -235,21 +255,24 @@ def _initial_critic(p: PPOConfig, cfg: RunConfig, policy):
 
 
 @torch.no_grad()
-def _forward_in_chunks(reference, critic, batch: PackedBatch, size: int, temperature: float):
-    """Reference log-probs and the critic's values `(N, Tc)` each, `size` rows at a time."""
-    refs, values = [], []
+def _forward_in_chunks(reference, critic, batch: PackedBatch, size: int, temperature: float, policy=None):
+    """Reference log-probs, the critic's values and (with `policy`) the policy's log-probs, `(N, Tc)`
+    each (the last None without a policy), `size` rows at a time."""
+    refs, values, policy_logps = [], [], []
     for start in range(0, batch.input_ids.shape[0], size):
         chunk = _rows(batch, slice(start, start + size))
         refs.append(completion_logprobs(reference, chunk, temperature))
         values.append(completion_values(critic, chunk))
-    return torch.cat(refs), torch.cat(values)
+        if policy is not None:
+            policy_logps.append(completion_logprobs(policy, chunk, temperature))
+    return torch.cat(refs), torch.cat(values), torch.cat(policy_logps) if policy is not None else None
 
 
 def _optimise(acc, model, critic, optimizer, critic_optimizer, batch: PackedBatch, tensors, p: PPOConfig,
               temperature: float, ptx_examples, ptx_sampler: EpochSampler, step: int, pad_id: int,
               scored: list[int]) -> dict[str, float]:
     """`p.epochs` passes over shuffled minibatches of the `scored` samples (those with a verdict)."""
-    old_logps, old_values, advantages, returns = tensors
+    old_logps, old_values, advantages, returns, is_weights = tensors
     if not scored:
         return {}
     n = batch.input_ids.shape[0]
@@ -270,7 +293,8 @@ def _optimise(acc, model, critic, optimizer, critic_optimizer, batch: PackedBatc
                 share = float(mask.sum()) / max(tokens, 1.0)  # token mean over the minibatch
                 logps = completion_logprobs(model, chunk, temperature)
                 values = completion_values(critic, chunk)
-                pl = policy_loss(logps, old_logps[idx], advantages[idx], mask, p.clip)
+                pl = policy_loss(logps, old_logps[idx], advantages[idx], mask, p.clip,
+                                 is_weights=None if is_weights is None else is_weights[idx])
                 vl = value_loss(values, old_values[idx], returns[idx], mask, p.value_clip)
                 acc.backward((pl + vl) * share)  # disjoint graphs: each model gets its own loss's gradient
                 with torch.no_grad():
