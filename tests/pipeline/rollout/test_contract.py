@@ -185,3 +185,24 @@ def test_sync_weights_makes_the_engine_follow_the_trainer(build):
         expected = completion_logprobs(model, batch)
     for row, got in enumerate(after.logprobs):
         torch.testing.assert_close(expected[row, : len(got)], torch.tensor(got), atol=1e-4, rtol=1e-4)
+
+
+def test_a_skipped_sync_is_caught_by_the_arrival_check(build):
+    # The trainer takes a step the engine never hears of: the probe's log-probs give it away.
+    from errors import RunHealthError
+    from pipeline.rollout.weight_check import WeightArrivalCheck
+
+    engine, model, tokenizer = build()
+    check = WeightArrivalCheck(_prompts(tokenizer)[0], tokenizer.pad_token_id, tolerance=1e-4)
+    first = check(engine, model)
+    if engine.shares_weights:  # it samples from the trainer's module: nothing can go stale
+        assert first is None
+        return
+    assert first < 1e-5
+    with torch.no_grad():  # about one AdamW step at lr 5e-4
+        for p in model.parameters():
+            p.add_(torch.randn_like(p).sign() * 5e-4)
+    with pytest.raises(RunHealthError, match="weights are not the trainer's"):
+        check(engine, model)
+    sync_weights(engine, model)
+    assert check(engine, model) < 1e-5
