@@ -40,8 +40,13 @@ class HFRolloutEngine:
     def close(self) -> None:
         pass
 
-    @torch.inference_mode()
     def generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
+        # A sharded module all-gathers its weights into buffers it reuses in training: they must not
+        # become inference tensors.
+        with torch.no_grad() if _synced_gpus(self.model) else torch.inference_mode():
+            return self._generate(prompts, n, sampling)
+
+    def _generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
         expanded = [list(p) for p in prompts for _ in range(n)]
         out = Rollouts(prompt_ids=expanded, completion_ids=[], logprobs=[], texts=[], truncated=[], group_size=n)
         was_training = self.model.training
@@ -80,7 +85,8 @@ class HFRolloutEngine:
             output_logits=True,
         )
         result = self.model.generate(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config,
+            synced_gpus=_synced_gpus(self.model),
         )
         generated = result.sequences[:, width:].cpu()  # (B, T_new)
         temperature = 1.0 if sampling.greedy else sampling.temperature
@@ -95,3 +101,13 @@ class HFRolloutEngine:
             out.logprobs.append(token_logps[row, :length].tolist())
             out.truncated.append(len(stops) == 0)
 
+
+def _synced_gpus(model) -> bool | None:
+    """True for a module sharded by torch's FSDP2 (as accelerate applies it) over several processes:
+    each decoding step all-gathers the weights, so every process must keep stepping until all have
+    finished. None lets transformers decide (it knows DeepSpeed ZeRO-3 and its own FSDP)."""
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FSDPModule
+
+    sharded = isinstance(model, FSDPModule) and dist.is_initialized() and dist.get_world_size() > 1
+    return True if sharded else None

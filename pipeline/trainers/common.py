@@ -16,7 +16,7 @@ from pipeline.config import RunConfig, _OptimConfig, config_hash
 from pipeline.metrics import MetricsLog, plot_metrics
 
 __all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step",
-           "Stopwatch", "sync_engine"]
+           "Stopwatch", "sync_engine", "evaluates_here"]
 
 
 @dataclass
@@ -139,6 +139,18 @@ def progress_bar(ctx: StageContext, total: int, initial: int):
     return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr,
                 disable=not ctx.accelerator.is_main_process, mininterval=0.2 if interactive else 10,
                 dynamic_ncols=interactive)
+
+
+def evaluates_here(accelerator) -> bool:
+    """Whether this process runs the held-out evaluation: the main one, or every process when the
+    policy's parameters are split over them (FSDP, DeepSpeed ZeRO-3), since every forward of a
+    sharded module is a collective that all processes must enter. Only the main process logs."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.is_main_process or accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return accelerator.distributed_type == DistributedType.DEEPSPEED and plugin is not None and plugin.zero_stage == 3
 
 
 def sync_engine(accelerator, engine, model, check, watch: "Stopwatch") -> dict[str, float]:

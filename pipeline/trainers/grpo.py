@@ -31,7 +31,8 @@ from pipeline.rollout.weight_check import arrival_check
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import PackedBatch, encode_prompt, pack, pad_rows
-from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, seed_step, setup_stage, sync_engine
+from pipeline.trainers.common import Stopwatch, evaluates_here, prepare_training, progress_bar, seed_step, setup_stage
+from pipeline.trainers.common import sync_engine
 
 __all__ = ["train_grpo"]
 
@@ -65,8 +66,9 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     def evaluate() -> float:
         return heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, eval_tokens, data.system)["accuracy"]
 
+    evaluating = evaluates_here(acc)  # the main process, or all of them when the policy is sharded
     start_accuracy = run.state.get("start_accuracy")
-    if step == 0 and acc.is_main_process:
+    if step == 0 and evaluating:
         start_accuracy = evaluate()
         log.log({"step": 0, "eval_accuracy": start_accuracy})
     watch = Stopwatch()
@@ -106,7 +108,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
             **watch.pop(),
             "train_seconds": round(train_seconds, 3),
         }
-        if acc.is_main_process and g.eval_every and step % g.eval_every == 0 and step < g.steps:
+        if evaluating and g.eval_every and step % g.eval_every == 0 and step < g.steps:
             row["eval_accuracy"] = evaluate()
         log.log(row)
         bar.update(1)
@@ -119,7 +121,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     bar.close()
 
     final_accuracy = None
-    if acc.is_main_process:
+    if evaluating:
         final_accuracy = evaluate()
         log.log({"step": step, "eval_accuracy": final_accuracy})
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "start_accuracy": start_accuracy},
@@ -158,11 +160,12 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
         packed, sampler = packed.to(acc.device), sampler.to(acc.device)
         old = None if correction is not None else sampler
         ref = None
-        with torch.inference_mode():
-            if reference is not None:
+        if reference is not None:
+            with torch.inference_mode():
                 ref = completion_logprobs(reference, packed, temperature).clone()
-            if correction is not None and g.epochs > 1:
-                old = completion_logprobs(model, packed, temperature).clone()
+        if correction is not None and g.epochs > 1:
+            with torch.no_grad():  # not inference mode: a sharded policy reuses its gather buffers
+                old = completion_logprobs(model, packed, temperature)
         micro_batches.append((packed, sampler, old, ref, advantages[chunk].to(acc.device), weight_zero))
 
     keys = _LOSS_STATS + (_MISMATCH_STATS if correction is not None else ())

@@ -49,7 +49,7 @@ from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import PackedBatch, encode_demonstration, encode_prompt, pack, pad_rows
 from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, seed_step, setup_stage
-from pipeline.trainers.common import sync_engine
+from pipeline.trainers.common import evaluates_here, sync_engine
 
 __all__ = ["train_ppo", "AdaptiveKLController"]
 
@@ -144,8 +144,9 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
                 out[key] = mean_token_logprob(policy, examples, pad_id, p.micro_batch_size)
         return out
 
+    evaluating = evaluates_here(acc)  # the main process, or all of them when the policy is sharded
     start_eval = run.state.get("start_eval")
-    if step == 0 and acc.is_main_process:
+    if step == 0 and evaluating:
         start_eval = evaluate()
         log.log({"step": 0, **start_eval})
     watch = Stopwatch()
@@ -223,7 +224,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             **watch.pop(),
             "train_seconds": round(train_seconds, 3),
         }
-        if acc.is_main_process and p.eval_every and step % p.eval_every == 0 and step < p.steps:
+        if evaluating and p.eval_every and step % p.eval_every == 0 and step < p.steps:
             row.update(evaluate())
         log.log(row)
         bar.update(1)
@@ -234,7 +235,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
                             masked_verdicts(acc, c.verdicts, c.names), samples["reward_mean"])
     bar.close()
 
-    final_eval = evaluate() if acc.is_main_process else {}
+    final_eval = evaluate() if evaluating else {}
     if final_eval:
         log.log({"step": step, **final_eval})
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "kl_coef": kl_ctl.coef, "start_eval": start_eval},
