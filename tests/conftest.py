@@ -70,3 +70,15 @@ def vllm_in_process() -> None:
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vLLM is not importable in this interpreter; tests/test_vllm_venv.py runs these tests in "
                     "the vLLM virtualenv")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests skip without a CUDA device (CI has none; bench/gpu_check.sh runs them)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))

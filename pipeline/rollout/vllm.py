@@ -175,7 +175,7 @@ class VLLMRolloutEngine:
         self.tokenizer = tokenizer
         self.eos_ids = list(eos_ids)
         self.sleep_level = cfg.sleep_level
-        self._asleep = False
+        self._asleep = self._weights_awake = False
         self._cleanup = cleanup  # a snapshot directory the engine started from
 
     def generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
@@ -194,23 +194,25 @@ class VLLMRolloutEngine:
                 group.append((ids, [step[token].logprob for token, step in zip(ids, c.logprobs)]))
             samples.append(group)
         rollouts = assemble_rollouts(prompts, n, samples, self.eos_ids, self.tokenizer)
-        if self.sleep_level:
+        if self.sleep_level:  # the trainer has the GPU's memory until the next sync or generation
             self.llm.sleep(level=self.sleep_level)
             self._asleep = True
         return rollouts
 
     def update_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
-        if self._asleep:
-            self.llm.wake_up(tags=["weights"])  # level 2 freed them: they are all rewritten now
+        if self._asleep and not self._weights_awake:
+            # Weights first (level 2 freed them: every tensor is rewritten now), the KV cache later.
+            self.llm.wake_up(tags=["weights"])
+            self._weights_awake = True
         self.llm.collective_rpc("rlvr_load_weights", kwargs={"weights": iter(weights)})
         if not self._asleep:
             self.llm.reset_prefix_cache()
 
     def _wake(self) -> None:
         if self._asleep:
-            self.llm.wake_up()  # the KV cache (and, at level 1, weights kept in CPU memory)
+            self.llm.wake_up(tags=["kv_cache", "scheduling"] if self._weights_awake else None)
             self.llm.reset_prefix_cache()
-            self._asleep = False
+            self._asleep = self._weights_awake = False
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -148,9 +148,9 @@ class VLLMServer:
             return "(no server log)"
 
     def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM the server's process group, then SIGKILL whatever of the group is left: vLLM's
+        engine-core process (same group) can outlive an API server that exited on SIGTERM."""
         for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            if self.process.poll() is not None:
-                break
             try:
                 os.killpg(self.process.pid, sig)
             except ProcessLookupError:
@@ -158,7 +158,8 @@ class VLLMServer:
             try:
                 self.process.wait(wait)
             except subprocess.TimeoutExpired:
-                continue
+                pass
+            time.sleep(0.5 if sig == signal.SIGTERM else 0)  # the engine core's own shutdown
         for path in self.cleanup:
             shutil.rmtree(path, ignore_errors=True)
         self.cleanup = []

@@ -121,3 +121,22 @@ def test_grpo_under_fsdp_takes_the_step_ddp_takes(tmp_path):
     assert len(steps[0]) == len(steps[1]) == 2 and all(r["grad_norm"] > 0 for r in steps[1])
     for x, y in zip(*steps):
         assert x["reward_mean"] == y["reward_mean"] and x["loss"] == pytest.approx(y["loss"], abs=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["deepspeed-zero2.yaml", "deepspeed-zero3.yaml"])
+def test_sft_under_deepspeed_matches_one_process(tmp_path, config):
+    # GPU only (DeepSpeed is not a dependency: `pip install deepspeed`); bench/gpu_check.sh runs it.
+    pytest.importorskip("deepspeed")
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    _run("sft", tmp_path / "one", 1)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "configs" / "accelerate" / config),
+           "--num_processes", "2", "--main_process_port", str(_free_port()), "-m", "pipeline.trainers.sft",
+           "--config", str(REPO / "configs" / "tiny.yaml"), f"output_dir={tmp_path / 'ds'}", *SMALL]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _weights(tmp_path / "one", "sft"), _weights(tmp_path / "ds", "sft")
+    for key in a:
+        torch.testing.assert_close(a[key].float(), b[key].float(), atol=1e-4, rtol=1e-3)
