@@ -70,6 +70,19 @@ def test_grpo_on_two_processes_reports_the_whole_batch(tmp_path):
     assert (tmp_path / "two" / "grpo" / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("name,kind,stage", [("ddp", "MULTI_GPU", None), ("fsdp", "FSDP", None),
+                                             ("deepspeed-zero2", "DEEPSPEED", 2), ("deepspeed-zero3", "DEEPSPEED", 3)])
+def test_the_shipped_accelerate_configs_load_as_accelerate_reads_them(name, kind, stage):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(REPO / "configs" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.name == kind
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_version"] == 2
+    if stage is not None:
+        assert config.deepspeed_config["zero_stage"] == stage
+
+
 def _weights(out: Path, stage: str) -> dict:
     from safetensors.torch import load_file
 
