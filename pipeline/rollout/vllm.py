@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from typing import Any, Iterable, Sequence
 
 from pipeline.rollout.base import Rollouts, SamplingParams
@@ -166,7 +167,15 @@ class VLLMRolloutEngine:
                 from errors import ConfigError
 
                 raise ConfigError("rollout.sleep_level needs a GPU (vLLM ignores sleep on a CPU); set it to 0")
-        from vllm import LLM
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            from errors import ConfigError
+
+            raise ConfigError(
+                f"rollout.backend 'vllm' runs vLLM in the trainer's process, and vLLM does not import in {sys.executable} "
+                f"({e}): run the stage from the vLLM virtualenv (`make vllm`: .venv-vllm/bin/python -m ...), install "
+                "the `vllm` extra here, or use rollout.backend=vllm_server") from None
 
         options = engine_options(cfg, model_path, dtype, seed, on_cpu)
         if cfg.sleep_level:

@@ -16,7 +16,7 @@ from pipeline.config import RunConfig, _OptimConfig, config_hash
 from pipeline.metrics import MetricsLog, plot_metrics
 
 __all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step",
-           "Stopwatch", "sync_engine", "evaluates_here"]
+           "Stopwatch", "sync_engine", "start_engine", "evaluates_here"]
 
 
 @dataclass
@@ -151,6 +151,25 @@ def evaluates_here(accelerator) -> bool:
         return True
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     return accelerator.distributed_type == DistributedType.DEEPSPEED and plugin is not None and plugin.zero_stage == 3
+
+
+def start_engine(ctx: StageContext, model, probe_prompt: list[int]):
+    """The RL stage's rollout engine on the prepared `model`, with what an engine that holds its own
+    weights brings: the arrival check on `probe_prompt` (None otherwise), the log-prob correction
+    config (None for an engine that samples from the policy itself, whose log-probs are pi_old),
+    and a first push of the weights (a resumed policy is not the one the engine started from).
+    Returns (engine, check, correction)."""
+    from pipeline.rollout import make_engine
+    from pipeline.rollout.weight_check import arrival_check
+
+    acc, cfg = ctx.accelerator, ctx.cfg
+    policy = acc.unwrap_model(model)
+    engine = make_engine(cfg.rollout, ctx.tokenizer, model=policy, model_path=ctx.source_path, seed=cfg.seed,
+                         pushes_weights=acc.is_main_process)
+    check = arrival_check(cfg.rollout, probe_prompt, ctx.tokenizer.pad_token_id)
+    correction = None if engine.shares_weights else cfg.rollout.correction
+    sync_engine(acc, engine, policy, check, Stopwatch())
+    return engine, check, correction
 
 
 def sync_engine(accelerator, engine, model, check, watch: "Stopwatch") -> dict[str, float]:

@@ -25,14 +25,13 @@ from pipeline.forward import completion_logprobs, vocabulary_fingerprint
 from pipeline.guards import RunGuards
 from pipeline.losses import grpo_loss, importance_weights, masked_group_advantages
 from pipeline.metrics import masked_verdicts, sample_metrics, verifier_metrics
-from pipeline.rollout import make_engine, sampling_params
+from pipeline.rollout import sampling_params
 from pipeline.rollout.collect import collect
-from pipeline.rollout.weight_check import arrival_check
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import PackedBatch, encode_prompt, pack, pad_rows
 from pipeline.trainers.common import Stopwatch, evaluates_here, prepare_training, progress_bar, seed_step, setup_stage
-from pipeline.trainers.common import sync_engine
+from pipeline.trainers.common import start_engine, sync_engine
 
 __all__ = ["train_grpo"]
 
@@ -50,14 +49,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     if reference is not None:
         reference = reference.to(acc.device)
-    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path,
-                         seed=cfg.seed, pushes_weights=acc.is_main_process)
-    # An engine with weights of its own: they are proved equal to the trainer's after every sync,
-    # and the trainer recomputes pi_old, correcting for the sampler's log-probs.
-    check = arrival_check(cfg.rollout, encode_prompt(tokenizer, data.eval_rows[0].prompt, data.system),
-                          tokenizer.pad_token_id)
-    correction = None if engine.shares_weights else cfg.rollout.correction
-    sync_engine(acc, engine, acc.unwrap_model(model), check, Stopwatch())  # a resumed policy is not the start's
+    engine, check, correction = start_engine(ctx, model, encode_prompt(tokenizer, data.eval_rows[0].prompt, data.system))
     sampling = sampling_params(cfg.rollout)
     vocabulary = vocabulary_fingerprint(tokenizer)
     guards = RunGuards.from_config("grpo", cfg.guards)

@@ -42,14 +42,13 @@ from pipeline.losses import sft_loss
 from pipeline.losses import value_loss, whiten
 from pipeline.metrics import masked_verdicts, sample_metrics
 from pipeline.models import load_reward_model, scorer_from_causal_lm
-from pipeline.rollout import make_engine, sampling_params
+from pipeline.rollout import sampling_params
 from pipeline.rollout.collect import collect, score_rollouts
-from pipeline.rollout.weight_check import arrival_check
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import PackedBatch, encode_demonstration, encode_prompt, pack, pad_rows
 from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, seed_step, setup_stage
-from pipeline.trainers.common import evaluates_here, sync_engine
+from pipeline.trainers.common import evaluates_here, start_engine, sync_engine
 
 __all__ = ["train_ppo", "AdaptiveKLController"]
 
@@ -104,14 +103,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     kl_ctl = AdaptiveKLController(run.state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon)
-    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path,
-                         seed=cfg.seed, pushes_weights=acc.is_main_process)
-    # An engine with weights of its own: proved equal to the trainer's after every sync; the
-    # trainer recomputes pi_old and weights each token by pi_old / q_sampler (bounded).
-    check = arrival_check(cfg.rollout, encode_prompt(tokenizer, data.eval_rows[0].prompt, data.system),
-                          tokenizer.pad_token_id)
-    correction = None if engine.shares_weights else cfg.rollout.correction
-    sync_engine(acc, engine, acc.unwrap_model(model), check, Stopwatch())  # a resumed policy is not the start's
+    engine, check, correction = start_engine(ctx, model, encode_prompt(tokenizer, data.eval_rows[0].prompt, data.system))
     sampling = sampling_params(cfg.rollout)
     guards = RunGuards.from_config("ppo", cfg.guards)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens

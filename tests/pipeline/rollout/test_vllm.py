@@ -86,3 +86,14 @@ def test_assembled_rollouts_flag_truncation_by_the_missing_eos():
     assert out.prompt_ids == [[7], [7], [8], [8]] and out.texts[0] == "3 2"
     with pytest.raises(RuntimeError, match="returned 3 completions for a prompt, not 2"):
         assemble_rollouts([[7]], 2, [[([3], [-1])] * 3], [2], _Tokenizer())
+
+
+def test_the_colocated_engine_without_vllm_here_says_where_to_run_it(monkeypatch):
+    import sys
+
+    from pipeline.rollout.vllm import VLLMRolloutEngine
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm fails, as in the project's venv
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")  # the engine sets it: restored afterwards
+    with pytest.raises(ConfigError, match="make vllm"):
+        VLLMRolloutEngine(VLLMRolloutConfig(), "/m", _Tokenizer(), [1], "float32")
