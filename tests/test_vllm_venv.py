@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import REPO
 
-FILES = ["tests/pipeline/rollout/test_contract.py", "tests/pipeline/trainers/test_grpo_vllm.py"]
-EXPECTED = 12  # the contract's 10 tests and GRPO's 2, for the `vllm` backend
+FILES = ["tests/pipeline/rollout/test_contract.py", "tests/pipeline/trainers/test_rl_vllm.py"]
+EXPECTED = 13  # the contract's 10 tests, GRPO's 2 and PPO's 1, for the `vllm` backend
 
 
 @pytest.mark.vllm

@@ -1,4 +1,4 @@
-"""GRPO with a vLLM engine: the trainer recomputes pi_old, weights tokens against the sampler,
+"""GRPO and PPO with a vLLM engine: the trainer recomputes pi_old, weights tokens against the sampler,
 logs the mismatch, pushes its weights after every step and proves they arrived. The server engine
 runs here (vLLM in its virtualenv); the colocated one from the vLLM virtualenv
 (tests/test_vllm_venv.py)."""
@@ -83,3 +83,19 @@ def test_a_grpo_run_whose_weights_never_reach_the_engine_stops(vllm_run, monkeyp
     monkeypatch.setattr(rollout, "sync_weights", first_only)
     with pytest.raises(RunHealthError, match="weights are not the trainer's after weight sync [234]:"):
         train_grpo(vllm_run)
+
+
+def test_ppo_with_a_vllm_engine_recomputes_pi_old_and_logs_the_mismatch(vllm_run):
+    # PPO on the length reward (no reward model: the critic starts from the policy), several
+    # epochs per batch: pi_old is the trainer's own forward before the update.
+    from pipeline.trainers.ppo import train_ppo
+
+    cfg = vllm_run.model_copy(update={"ppo": vllm_run.ppo.model_copy(update={
+        "verifier": "length", "critic_init": "policy", "steps": 2, "prompts_per_step": 8, "epochs": 2,
+        "minibatch_size": 4, "micro_batch_size": 4, "checkpoint_every": 2})})
+    result = train_ppo(cfg)
+    rows = [r for r in read_metrics(cfg.output_path / "ppo" / "metrics.jsonl") if "score_mean" in r]
+    assert result["steps"] == 2 and len(rows) == 2
+    for r in rows:
+        assert 0 <= r["mismatch_kl"] < 1e-6 and r["mismatch_abs"] < 1e-4 and r["is_clipped_fraction"] == 0
+        assert r["sync_probe_diff"] < 1e-4
