@@ -10,6 +10,7 @@ that a rare token the sampler over-weighted cannot blow the update up:
 
     truncate:  w = min(rho, C)                        (TIS)
     mask:      w = rho if 1/C <= rho <= C, else 0     (MIS: the token leaves the update)
+    none:      w = 1                                  (the mismatch measured, not corrected)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pipeline.losses.logprobs import masked_mean
 
 __all__ = ["importance_weights", "CORRECTION_MODES"]
 
-CORRECTION_MODES = ("truncate", "mask")
+CORRECTION_MODES = ("truncate", "mask", "none")
 
 
 def importance_weights(
@@ -39,6 +40,7 @@ def importance_weights(
 
         truncate: w = min(exp(log_rho), cap)
         mask:     w = exp(log_rho) where exp(log_rho) is in [1/cap, cap], else 0
+        none:     w = 1
 
     Padding gets weight 0. Returns `(weights, stats)`, stats detached scalars over the masked
     tokens: `mismatch_kl`, the k3 estimate of KL(q || pi_old) (`exp(l) - l - 1` with
@@ -64,6 +66,8 @@ def importance_weights(
         if mode == "truncate":
             weights = torch.clamp(rho, max=cap)
             changed = rho > cap
+        elif mode == "none":
+            weights, changed = torch.ones_like(rho), torch.zeros_like(valid)
         else:
             inside = (log_rho >= -math.log(cap)) & (log_rho <= math.log(cap))
             weights = torch.where(inside, rho, 0.0)

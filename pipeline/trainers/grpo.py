@@ -168,9 +168,8 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
             is_weights, mismatch = None, {}
             if correction is not None:
                 old = logps.detach() if old is None else old
-                mode = "truncate" if correction.mode == "none" else correction.mode  # "none": measured, not applied
-                weights, mismatch = importance_weights(old, sampler, packed.completion_mask, mode, correction.cap)
-                is_weights = None if correction.mode == "none" else weights
+                is_weights, mismatch = importance_weights(old, sampler, packed.completion_mask, correction.mode,
+                                                          correction.cap)
             loss, stats = grpo_loss(logps, old, ref, adv, packed.completion_mask, clip_low=g.clip_low,
                                     clip_high=g.clip_high, beta=g.beta, aggregation=g.aggregation, max_tokens=max_tokens,
                                     is_weights=is_weights)

@@ -168,9 +168,8 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             old_logps, is_weights, mismatch = sampler_logps, None, {}
             if correction is not None:
                 old_logps = trainer_logps
-                mode = "truncate" if correction.mode == "none" else correction.mode  # "none": measured only
-                weights, mismatch = importance_weights(old_logps, sampler_logps, mask, mode, correction.cap)
-                is_weights = None if correction.mode == "none" else weights
+                is_weights, mismatch = importance_weights(old_logps, sampler_logps, mask, correction.mode,
+                                                          correction.cap)
             rewards, kl = kl_shaped_rewards(old_logps, ref_logps, scores.to(acc.device), mask, kl_ctl.coef)
             advantages, returns = gae(rewards, old_values, mask, p.gamma, p.lam)
             if p.whiten_advantages:

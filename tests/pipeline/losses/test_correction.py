@@ -55,6 +55,14 @@ def test_padding_with_minus_inf_gives_no_nan():
     assert all(torch.isfinite(v) for v in stats.values())
 
 
+def test_mode_none_measures_the_mismatch_and_weights_every_token_one():
+    trainer = torch.log(_t([[4.0, 0.5]]))
+    w, stats = importance_weights(trainer, torch.zeros(1, 2), torch.ones(1, 2), mode="none")
+    assert_close(w, torch.ones(1, 2))
+    assert stats["is_clipped_fraction"].item() == 0
+    assert stats["mismatch_abs"].item() == pytest.approx(1.5 * LN2)  # (ln 4 + ln 2) / 2
+
+
 @pytest.mark.parametrize("mode,cap", [("clip", 2.0), ("truncate", 1.0)])
 def test_bad_mode_or_cap_is_refused(mode, cap):
     with pytest.raises(ValueError):
