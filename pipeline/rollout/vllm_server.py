@@ -185,7 +185,6 @@ class VLLMServerRolloutEngine:
         self.pushes_weights = pushes_weights
         self._pool = ThreadPoolExecutor(max_workers=_MAX_CONCURRENT, thread_name_prefix="vllm-client")
         self._own_sync_dir = None
-        self._syncs = 0
         self._nccl = None
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -225,8 +224,7 @@ class VLLMServerRolloutEngine:
         if self.cfg.transfer == "nccl":
             self._send_nccl(weights)
             return
-        directory = self._sync_root() / f"weights-{self._syncs % 2}"
-        self._syncs += 1
+        directory = self._sync_root() / "weights"  # replaced whole: the server reads it before the next sync
         _write_safetensors(directory, weights)
         self._post("/pause?mode=wait")
         try:
