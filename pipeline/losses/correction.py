@@ -74,7 +74,8 @@ def importance_weights(
             changed = ~inside
         weights = torch.where(valid, weights, 0.0).to(trainer_logprobs.dtype)
         stats = {
-            "mismatch_kl": masked_mean(rho - log_rho - 1, mask),
+            # expm1 in float64: rho - log_rho - 1 cancels to noise (even below 0) when rho is near 1
+            "mismatch_kl": masked_mean(torch.expm1(log_rho.double()) - log_rho.double(), mask).float(),
             "mismatch_abs": masked_mean(log_rho.abs(), mask),
             "is_clipped_fraction": masked_mean(changed.to(mask.dtype), mask),
             "is_weight_mean": masked_mean(weights, mask),
