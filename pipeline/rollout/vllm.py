@@ -186,6 +186,11 @@ class VLLMRolloutEngine:
         self.sleep_level = cfg.sleep_level
         self._asleep = self._weights_awake = False
         self._cleanup = cleanup  # a snapshot directory the engine started from
+        if cleanup:
+            import shutil
+            import weakref
+
+            weakref.finalize(self, shutil.rmtree, cleanup, True)  # also when a stage raised
 
     def generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
         from vllm import SamplingParams as VLLMSamplingParams

@@ -34,8 +34,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -92,14 +92,15 @@ def _die_with_parent() -> None:
         pass
 
 
-@dataclass
 class VLLMServer:
-    """A server process this run started (its own process group, killed with its parent)."""
+    """A server process this run started, in a process group of its own. It is stopped by `stop`,
+    or when it is garbage-collected or the interpreter exits (a stage that raised): vLLM's
+    engine-core process would otherwise outlive the API server. (A trainer killed by SIGKILL takes
+    the API server with it, PR_SET_PDEATHSIG, but not the engine core.)"""
 
-    process: subprocess.Popen
-    url: str
-    log_path: Path
-    cleanup: list[str]
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path, cleanup: list[str]):
+        self.process, self.url, self.log_path = process, url, log_path
+        self._stop = weakref.finalize(self, _stop_server, process, cleanup)
 
     @classmethod
     def start(cls, cfg, model_dir: str, dtype: str, seed: int = 0, cleanup: str | None = None) -> "VLLMServer":
@@ -147,22 +148,25 @@ class VLLMServer:
         except OSError:
             return "(no server log)"
 
-    def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM the server's process group, then SIGKILL whatever of the group is left: vLLM's
-        engine-core process (same group) can outlive an API server that exited on SIGTERM."""
-        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(wait)
-            except subprocess.TimeoutExpired:
-                pass
-            time.sleep(0.5 if sig == signal.SIGTERM else 0)  # the engine core's own shutdown
-        for path in self.cleanup:
-            shutil.rmtree(path, ignore_errors=True)
-        self.cleanup = []
+    def stop(self) -> None:
+        self._stop()  # once; later calls do nothing
+
+
+def _stop_server(process: subprocess.Popen, cleanup: list[str], grace_s: float = 20.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL whatever of the group is left: vLLM's
+    engine-core process (same group) can outlive an API server that exited on SIGTERM."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.5 if sig == signal.SIGTERM else 0)  # the engine core's own shutdown
+    for path in cleanup:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class VLLMServerRolloutEngine:
@@ -253,6 +257,7 @@ class VLLMServerRolloutEngine:
         if self._own_sync_dir is None:
             base = "/dev/shm" if Path("/dev/shm").is_dir() else None
             self._own_sync_dir = tempfile.mkdtemp(prefix="rlvr-weights-", dir=base)
+            weakref.finalize(self, shutil.rmtree, self._own_sync_dir, True)  # also when a stage raised
         return Path(self._own_sync_dir)
 
     def _send_nccl(self, weights: Iterable[tuple[str, Any]]) -> None:
