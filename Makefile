@@ -9,7 +9,7 @@ VLLM_VENV ?= .venv-vllm
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run serve test vllm docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-rlhf bench-rollout
+.PHONY: setup run serve test vllm docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-humaneval bench-rlhf bench-rollout
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-math: setup
 
 bench-sandbox: docker-ready
 	$(PY) bench/sandbox.py $(ARGS)
+
+bench-humaneval: docker-ready
+	$(PY) bench/humaneval.py $(ARGS)
 
 bench-rlhf: setup
 	$(PY) bench/rlhf.py $(ARGS)

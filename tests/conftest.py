@@ -82,3 +82,24 @@ def pytest_collection_modifyitems(config, items):
     if not torch.cuda.is_available():
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch):
+    """`install(group, *entry_points)`: the given entry points replace the installed ones of that
+    group; every other group (fsspec's, transformers' own lookups) still sees the real ones."""
+    import importlib.metadata
+
+    real = importlib.metadata.entry_points
+    faked: dict[str, list] = {}
+
+    def entry_points(**kwargs):
+        group = kwargs.get("group")
+        return list(faked[group]) if group in faked else real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+    def install(group: str, *eps) -> None:
+        faked[group] = list(eps)
+
+    return install

@@ -1,44 +1,102 @@
-"""The campaign's loop logic: per-round configs and the stopping rule."""
+"""The campaign: per-round configs, refusals before any round runs, presets, and (slow) a
+3-round campaign whose regressing round is rejected by the gate."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from errors import ConfigError
-from flows.campaign import campaign_flow, next_step, round_config
-from pipeline.config import CampaignConfig, RunConfig
+from flows.campaign import campaign_flow, round_config
+from flows.presets import PRESETS, resolve_config
+from pipeline.config import RunConfig, load_config
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_round_config_gives_each_round_its_directory_seed_and_stages():
-    cfg = RunConfig(output_dir="runs/c", seed=7)
-    plan = CampaignConfig(rounds=3, later_stages=["grpo", "evaluate"])
-    first, third = round_config(cfg, plan, 1), round_config(cfg, plan, 3)
+def test_round_config_gives_each_round_its_directory_seed_stages_and_overrides():
+    cfg = load_config(None, ["output_dir=runs/c", "seed=7", "campaign.later_stages=[grpo,evaluate]",
+                             "campaign.round_overrides={2: ['grpo.lr=0.5', 'grpo.steps=3']}"])
+    first, second, third = (round_config(cfg, i) for i in (1, 2, 3))
     assert (first.output_dir, first.seed, first.stages) == ("runs/c/round-1", 7, ["sft", "grpo", "evaluate"])
     assert (third.output_dir, third.seed, third.stages) == ("runs/c/round-3", 9, ["grpo", "evaluate"])
-    assert round_config(cfg, CampaignConfig(), 2).stages == cfg.stages
+    assert (second.grpo.lr, second.grpo.steps) == (0.5, 3) and third.grpo.lr == cfg.grpo.lr
     assert cfg.output_dir == "runs/c"  # the campaign's own config is left alone
 
 
-@pytest.mark.parametrize("best, metric, index, expected", [
-    (None, 0.30, 1, (None, True)),       # round 1: no gain yet, go on
-    (0.30, 0.34, 2, (0.04, True)),       # +4 points >= 2 points: go on
-    (0.30, 0.31, 2, (0.01, False)),      # +1 point < 2 points: plateau, stop
-    (0.30, 0.25, 2, (-0.05, False)),     # worse: stop
-    (0.30, 0.40, 3, (0.10, False)),      # K = 3 rounds done
-])
-def test_next_step_stops_on_k_rounds_or_a_plateau(best, metric, index, expected):
-    gain, go_on = next_step(best, metric, CampaignConfig(rounds=3, min_gain=0.02), index)
-    assert go_on == expected[1]
-    assert gain == pytest.approx(expected[0]) if expected[0] is not None else gain is None
+def test_a_bad_round_override_names_its_round_and_field():
+    cfg = load_config(None, ["campaign.round_overrides={2: ['grpo.clip_low=3']}"])
+    with pytest.raises(ConfigError, match=r"campaign.round_overrides\[2\]: field grpo.clip_low"):
+        round_config(cfg, 2)
 
 
 def test_a_campaign_without_evaluation_is_refused_with_the_field():
     with pytest.raises(ConfigError, match="field stages: .*'evaluate'"):
-        campaign_flow.fn(RunConfig(stages=["sft", "grpo"]), CampaignConfig())
+        campaign_flow.fn(config=RunConfig(stages=["sft", "grpo"]))
     with pytest.raises(ConfigError, match="field campaign.later_stages"):
-        campaign_flow.fn(RunConfig(), CampaignConfig(later_stages=["grpo"]))
+        campaign_flow.fn(config=load_config(None, ["campaign.later_stages=[grpo]"]))
+
+
+def test_a_bad_round_override_stops_the_campaign_before_any_round():
+    with pytest.raises(ConfigError, match=r"round_overrides\[3\]: field grpo.lrr"):
+        campaign_flow.fn(preset="tiny", overrides=["campaign.round_overrides={3: ['grpo.lrr=1']}"])
 
 
 def test_campaign_config_bounds():
-    with pytest.raises(ValueError, match="rounds"):
-        CampaignConfig(rounds=0)
-    with pytest.raises(ValueError, match="min_gain"):
-        CampaignConfig(min_gain=-0.1)
+    with pytest.raises(ConfigError, match="campaign.rounds"):
+        load_config(None, ["campaign.rounds=0"])
+    with pytest.raises(ConfigError, match="campaign.patience"):
+        load_config(None, ["campaign.patience=0"])
+
+
+def test_presets_are_the_shipped_configs_and_overrides_apply_on_top():
+    assert {"tiny", "rlhf-tiny", "gsm8k-smollm2"} <= set(PRESETS)
+    cfg = resolve_config("tiny", ["grpo.lr=0.01", "seed=4"])
+    assert (cfg.grpo.lr, cfg.seed, cfg.model.name) == (0.01, 4, "tiny")
+    assert resolve_config(None, ["seed=5"], RunConfig(seed=1)).seed == 5  # a full config replaces the preset
+    with pytest.raises(ConfigError, match=r"preset 'tiny': field grpo.clip_low: Input should be less than or equal to 1"):
+        resolve_config("tiny", ["grpo.clip_low=3"])
+    with pytest.raises(ConfigError, match=r"field preset: unknown preset 'huge'"):
+        resolve_config("huge", [])
+
+
+@pytest.mark.slow
+def test_a_regressing_round_is_rejected_the_next_starts_from_the_promoted_model_and_rollback_restores(tmp_path):
+    # Round 1 learns (SFT), round 2 is made to regress (a learning rate 50x too high), round 3
+    # learns again. Everything through the command line, on Prefect's embedded server.
+    import os
+
+    home = tmp_path / "prefect"
+    home.mkdir()
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    out = tmp_path / "campaign"
+    cmd = [sys.executable, "-m", "flows.cli", "campaign", "configs/tiny.yaml", f"output_dir={out}",
+           "task.eval_size=50", "sft.steps=250", "sft.checkpoint_every=250", "stages=[sft,evaluate]",
+           "campaign.rounds=3", "campaign.round_overrides={2: ['sft.lr=0.05', 'sft.steps=60'], 3: ['sft.steps=60']}",
+           "gates.guard_sets=[{kind: sft_likelihood, limit: 64}]", "gates.margin=-0.02"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = json.loads((out / "registry" / "history.json").read_text())
+    assert [(e["event"], e.get("round")) for e in history] == [
+        ("start", None), ("promoted", 1), ("rejected", 2), ("promoted", 3)], history
+    rejected = history[2]
+    assert any(r.startswith("held-out accuracy") for r in rejected["reasons"]), rejected
+    assert any(r.startswith("sft_likelihood") for r in rejected["reasons"]), rejected
+    # Rounds 2 and 3 both started from round 1's promoted copy, not from round 2's model.
+    for index in (2, 3):
+        assert f"--init {out}/registry/models/v1-round-1" in proc.stderr.split(f"round-{index}/config.yaml")[1][:200]
+    assert os.readlink(out / "registry" / "promoted") == "models/v2-round-3"
+    assert "promoted model:" in proc.stdout and "v2-round-3" in proc.stdout
+    assert "round 2: " in proc.stderr and "rejected: held-out accuracy" in proc.stderr
+
+    back = subprocess.run([sys.executable, "-m", "flows.cli", "rollback", str(out)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=120)
+    assert back.returncode == 0, back.stderr
+    assert "-> v1-round-1 (round 1; was v2-round-3)" in back.stdout
+    assert os.readlink(out / "registry" / "promoted") == "models/v1-round-1"
+    again = subprocess.run([sys.executable, "-m", "flows.cli", "rollback", str(out)], capture_output=True, text=True,
+                           cwd=REPO, env=env, timeout=120)
+    assert again.returncode == 2 and again.stderr.startswith("error: ") and "first promotion" in again.stderr

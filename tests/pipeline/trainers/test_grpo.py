@@ -26,10 +26,10 @@ class HalfBrokenVerifier:
         return [Verdict(1.0, OK) if i % 2 == 0 else Verdict(0.0, ERROR, "sandbox down") for i in range(len(completions))]
 
 
-def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, monkeypatch):
+def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, fake_entry_points):
     # If errors were scored 0, every group would hold rewards [1, 0, 1, 0]: a learning signal, so
     # the weights would move. Masked, each group's valid rewards are [1, 1]: no signal, no update.
-    _plugin(monkeypatch, "half_broken", HalfBrokenVerifier)
+    _plugin(fake_entry_points, "half_broken", HalfBrokenVerifier)
     cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "half_broken"})})
     result = train_grpo(cfg)
     rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
@@ -46,11 +46,11 @@ def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, mon
     assert all(torch.equal(start[k], end[k]) for k in end)
 
 
-def _plugin(monkeypatch, name: str, cls) -> None:
+def _plugin(install, name: str, cls) -> None:
     """Register `cls` as the verifier `name`, as a third-party entry point would."""
-    entry = importlib.metadata.EntryPoint(name=name, value=f"{__name__}:{cls.__name__}", group="rlvr.verifiers")
     sys.modules.setdefault(__name__, sys.modules[cls.__module__])
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [entry] if group == "rlvr.verifiers" else [])
+    install("rlvr.verifiers", importlib.metadata.EntryPoint(name=name, value=f"{__name__}:{cls.__name__}",
+                                                            group="rlvr.verifiers"))
 
 
 def _start_weights(cfg):
@@ -70,10 +70,10 @@ class LengthVerifier:
         return [Verdict(len(c) / 10, OK) for c in completions]
 
 
-def test_grpo_learns_signal_moves_weights(tiny_cfg, monkeypatch):
+def test_grpo_learns_signal_moves_weights(tiny_cfg, fake_entry_points):
     from safetensors.torch import load_file
 
-    _plugin(monkeypatch, "length", LengthVerifier)
+    _plugin(fake_entry_points, "length", LengthVerifier)
     tiny_cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "length"})})
     result = train_grpo(tiny_cfg)
     rows = [r for r in read_metrics(tiny_cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
@@ -97,8 +97,8 @@ class AlwaysErrorVerifier:
         return [Verdict(0.0, ERROR, "sandbox unreachable: connection refused") for _ in completions]
 
 
-def test_a_verifier_that_always_errors_stops_the_run_within_the_guards_window(tiny_cfg, monkeypatch):
-    _plugin(monkeypatch, "always_error", AlwaysErrorVerifier)
+def test_a_verifier_that_always_errors_stops_the_run_within_the_guards_window(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "always_error", AlwaysErrorVerifier)
     cfg = tiny_cfg.model_copy(update={
         "task": tiny_cfg.task.model_copy(update={"verifier": "always_error"}),
         "grpo": tiny_cfg.grpo.model_copy(update={"steps": 50}),
@@ -115,8 +115,8 @@ def test_a_verifier_that_always_errors_stops_the_run_within_the_guards_window(ti
     assert not (cfg.output_path / "grpo" / "final").exists()
 
 
-def test_the_guards_stay_silent_when_switched_off(tiny_cfg, monkeypatch):
-    _plugin(monkeypatch, "always_error", AlwaysErrorVerifier)
+def test_the_guards_stay_silent_when_switched_off(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "always_error", AlwaysErrorVerifier)
     cfg = tiny_cfg.model_copy(update={
         "task": tiny_cfg.task.model_copy(update={"verifier": "always_error"}),
         "guards": tiny_cfg.guards.model_copy(update={"window": 2, "masked_share": None, "no_signal_share": None}),
@@ -159,3 +159,24 @@ def test_sigkilled_run_resumes_at_the_saved_step_and_matches_an_uninterrupted_ru
     b = load_file(str(straight / "grpo" / "final" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+
+
+def test_the_truncation_guard_stops_a_run_whose_completions_all_run_out(tiny_cfg):
+    # An untrained tiny model almost never says its end token within 6 tokens.
+    cfg = tiny_cfg.model_copy(update={"grpo": tiny_cfg.grpo.model_copy(update={"steps": 20}),
+                                      "guards": tiny_cfg.guards.model_copy(update={"window": 3, "truncated_share": 0.5,
+                                                                                    "no_signal_share": None})})
+    with pytest.raises(RunHealthError, match=r"grpo stopped by the run-health guard: \d+% of the completions ran out"):
+        train_grpo(cfg)
+    assert len([r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]) == 3
+
+
+def test_the_kl_guard_stops_a_policy_that_drifts_from_its_reference(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "length", LengthVerifier)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "length"}),
+        "grpo": tiny_cfg.grpo.model_copy(update={"steps": 20, "beta": 0.04, "lr": 1e-2}),
+        "guards": tiny_cfg.guards.model_copy(update={"window": 3, "kl_max": 1e-6}),
+    })
+    with pytest.raises(RunHealthError, match=r"KL to the reference averaged .* above guards.kl_max=1e-06"):
+        train_grpo(cfg)
