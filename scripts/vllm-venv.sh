@@ -27,5 +27,5 @@ fi
 # What the trainers and the tests import, without moving anything vLLM installed.
 $PIP freeze | grep -v -e '^-e ' -e ' @ ' > "$TMP/frozen.txt"
 grep -v -e '^torch' -e '^transformers' "$HERE/constraints.txt" > "$TMP/project.txt"
-$PIP install -q -c "$TMP/frozen.txt" -c "$TMP/project.txt" accelerate datasets matplotlib docker pytest pytest-timeout
+$PIP install -q -c "$TMP/frozen.txt" -c "$TMP/project.txt" accelerate datasets matplotlib docker tensorboard pytest pytest-timeout
 "$VENV/bin/python" -c "import vllm, accelerate; print('vLLM', vllm.__version__, 'in', '$VENV')"
