@@ -3,10 +3,13 @@
 # constraints.txt so pip never resolves a CUDA build of torch.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# vLLM's own virtualenv (its pins differ from the project's): the vllm_server engine's servers run
+# from it, and the colocated engine's tests (see scripts/vllm-venv.sh).
+VLLM_VENV ?= .venv-vllm
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-real-model bench-math bench-sandbox bench-humaneval bench-rlhf
+.PHONY: setup run serve test vllm docker-ready chromium-ready bench-learning bench-grpo-step bench-real-model bench-math bench-sandbox bench-humaneval bench-rlhf bench-rollout
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +18,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+$(VLLM_VENV)/.installed: scripts/vllm-venv.sh constraints.txt
+	scripts/vllm-venv.sh $(VLLM_VENV)
+	touch $@
+
+vllm: $(VLLM_VENV)/.installed
 
 run: setup
 	$(VENV)/bin/rlvr run $(CONFIG) $(ARGS)
@@ -33,8 +42,8 @@ chromium-ready:
 serve: setup
 	$(VENV)/bin/rlvr serve $(ARGS)
 
-test: setup docker-ready chromium-ready
-	$(PY) -m pytest -q $(ARGS)
+test: setup docker-ready chromium-ready vllm
+	RLVR_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q $(ARGS)
 
 bench-learning: setup
 	$(PY) bench/learning.py $(ARGS)
@@ -56,3 +65,6 @@ bench-humaneval: docker-ready
 
 bench-rlhf: setup
 	$(PY) bench/rlhf.py $(ARGS)
+
+bench-rollout: setup vllm
+	RLVR_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) bench/rollout_throughput.py $(ARGS)

@@ -27,6 +27,10 @@ __all__ = [
     "DatasetTaskConfig",
     "TaskConfig",
     "HFRolloutConfig",
+    "LogprobCorrectionConfig",
+    "WeightCheckConfig",
+    "VLLMRolloutConfig",
+    "VLLMServerRolloutConfig",
     "RolloutConfig",
     "StageName",
     "SFTConfig",
@@ -316,8 +320,100 @@ class HFRolloutConfig(_RolloutBase):
     )
 
 
+class LogprobCorrectionConfig(_Strict):
+    """Correction for a sampler that is not the trainer: the trainer recomputes the old policy's
+    log-probs and weights each token's policy-gradient term by `rho = pi_old / q_sampler`,
+    bounded (`pipeline.losses.correction`). The mismatch is logged whatever the mode."""
+
+    mode: Literal["truncate", "mask", "none"] = Field(
+        "truncate", description="'truncate': min(rho, cap) (TIS); 'mask': rho inside [1/cap, cap], else the "
+        "token is dropped (MIS); 'none': no weights (the mismatch is still logged)"
+    )
+    cap: float = Field(2.0, gt=1, le=1000, description="Bound C on the importance ratio")
+
+
+class WeightCheckConfig(_Strict):
+    """Proof that the weights arrived: after a sync the engine samples a few tokens of a fixed probe
+    prompt and returns their log-probs, which the trainer recomputes; a difference above
+    `tolerance` stops the run (exit 3)."""
+
+    every: int = Field(1, ge=0, description="Check after every Nth weight sync (0: never)")
+    tolerance: float = Field(
+        1e-3, gt=0, description="Largest |log p| difference allowed over the probe's tokens (fp32 engines agree to "
+        "~1e-5; bf16 ones need ~0.05)"
+    )
+    probe_tokens: int = Field(16, ge=1, le=1024, description="Tokens the engine samples after the probe prompt")
+
+
+class _VLLMRolloutBase(_RolloutBase):
+    """Settings of an engine built on vLLM (https://docs.vllm.ai), which holds weights of its own."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="The engine's dtype; 'auto': the policy's (model.dtype)"
+    )
+    max_model_len: int | None = Field(None, ge=16, description="Longest prompt + completion; default: the model's")
+    gpu_memory_utilization: float = Field(
+        0.3, gt=0, le=1, description="Share of the GPU's memory vLLM takes (weights + KV cache); the trainer needs the rest"
+    )
+    kv_cache_gb: float | None = Field(
+        None, gt=0, le=4096, description="Fixed KV-cache size in GiB instead of gpu_memory_utilization (on a CPU: 1 "
+        "when unset)"
+    )
+    enforce_eager: bool | None = Field(
+        None, description="No CUDA graphs / compilation; None: eager on a CPU (compiling costs more than it saves), "
+        "graphs on a GPU"
+    )
+    enable_prefix_caching: bool = Field(True, description="Share the KV cache of a group's common prompt")
+    correction: LogprobCorrectionConfig = Field(default_factory=LogprobCorrectionConfig)
+    weight_check: WeightCheckConfig = Field(default_factory=WeightCheckConfig)
+
+
+class VLLMRolloutConfig(_VLLMRolloutBase):
+    """vLLM in the trainer's process (colocated). After each optimiser step the policy's tensors
+    are loaded in place (`reload_weights` with an iterator; a tied LM head re-packed)."""
+
+    backend: Literal["vllm"] = Field("vllm", description="'vllm': vLLM in the trainer's process")
+    sleep_level: Literal[0, 1, 2] = Field(
+        0, description="GPU only: put vLLM to sleep while the trainer trains (1: weights to CPU memory, KV cache "
+        "freed; 2: both freed, the next sync reloads the weights); 0: never"
+    )
+
+
+class VLLMServerRolloutConfig(_VLLMRolloutBase):
+    """A vLLM OpenAI-compatible server: given by `url`, or started for the stage from `python`
+    and stopped with it. Weights travel through a directory the server reads (`sync_dir`), or
+    over NCCL on GPUs (`transfer: nccl`)."""
+
+    backend: Literal["vllm_server"] = Field("vllm_server", description="'vllm_server': a vLLM server over HTTP")
+    url: str | None = Field(
+        None, description="A running server (started with VLLM_SERVER_DEV_MODE=1 and the worker extension, see "
+        "`python -m pipeline.rollout.vllm_server --help`); unset: the stage starts one"
+    )
+    python: str | None = Field(
+        None, description="Interpreter with vLLM that starts the server; default: $RLVR_VLLM_PYTHON, else "
+        ".venv-vllm/bin/python of the checkout (`make vllm`)"
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="Port of a started server; default: a free one")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs a started server shards the model over")
+    server_args: list[str] = Field(default_factory=list, description="More command-line arguments of a started server")
+    transfer: Literal["filesystem", "nccl"] = Field(
+        "filesystem", description="How weights reach the server: safetensors written atomically to sync_dir and "
+        "reloaded there, or an NCCL broadcast (GPU only; the trainer needs vLLM installed)"
+    )
+    sync_dir: str | None = Field(
+        None, description="Directory shared with the server for weight syncs; default: a private temp directory "
+        "(/dev/shm when it exists)"
+    )
+    startup_timeout_s: float = Field(900, gt=0, description="How long a started server may take to answer")
+    request_timeout_s: float = Field(3600, gt=0, description="Longest wait for one generate or reload request")
+
+
 # One of several engines, by `backend`; each brings its own fields.
-RolloutConfig = Annotated[Union[Annotated[HFRolloutConfig, Tag("hf")]], _kind_or("hf", "backend")]
+RolloutConfig = Annotated[
+    Union[Annotated[HFRolloutConfig, Tag("hf")], Annotated[VLLMRolloutConfig, Tag("vllm")],
+          Annotated[VLLMServerRolloutConfig, Tag("vllm_server")]],
+    _kind_or("hf", "backend"),
+]
 
 
 class _OptimConfig(_Strict):
@@ -651,7 +747,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 # Fields that are one of several kinds: pydantic puts the kind's tag in an error's location.
 _UNION_FIELDS = ("task", "rollout", "guard_sets")
-_UNION_TAGS = ("arithmetic", "dataset", "hf", "sft_likelihood", "task")
+_UNION_TAGS = ("arithmetic", "dataset", "hf", "vllm", "vllm_server", "sft_likelihood", "task")
 
 
 def _describe(error: dict[str, Any]) -> str:

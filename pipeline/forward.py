@@ -86,11 +86,18 @@ def grouped_completion_logprobs(model, batch: GroupedBatch, temperature: float =
 def head_outputs(model, batch: PackedBatch) -> torch.Tensor:
     """A sequence scorer's scalar head applied at every position: `(B, T)` float32.
 
-    The forward goes through `model` itself (so a DDP wrapper sees it); the head reads the final
-    hidden states, which is what the sequence-classification model pools at one position."""
-    out = _forward(model, batch, output_hidden_states=True)
+    The forward goes through `model` itself (so a DDP or FSDP wrapper sees it). The sequence-
+    classification model applies its head at every position before pooling one: that output is
+    taken with a hook, so the head runs inside the wrapped forward (under FSDP its weight exists
+    whole only there)."""
     head = getattr(model, "module", model).score  # (H -> 1); "score" in every HF *ForSequenceClassification LM
-    return head(out.hidden_states[-1]).squeeze(-1).float()  # (B, T)
+    outputs = []
+    hook = head.register_forward_hook(lambda module, args, output: outputs.append(output))
+    try:
+        _forward(model, batch)
+    finally:
+        hook.remove()
+    return outputs[-1].squeeze(-1).float()  # (B, T)
 
 
 def sequence_scores(model, batch: PackedBatch) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small, fast run config on the tiny preset, and a private preset cache."""
+"""Shared fixtures: a small, fast run config on the tiny preset, a private preset cache, and where vLLM is."""
 
 import os
 from pathlib import Path
@@ -40,6 +40,48 @@ def small_overrides(out: Path) -> list[str]:
 @pytest.fixture
 def tiny_cfg(tmp_path) -> RunConfig:
     return load_config(REPO / "configs" / "tiny.yaml", small_overrides(tmp_path / "run"))
+
+
+# --- vLLM ------------------------------------------------------------------------------------
+# The server engine runs vLLM in its own virtualenv (`make vllm`, found as the server engine finds
+# it: $RLVR_VLLM_PYTHON or .venv-vllm); the colocated engine needs vLLM importable in this
+# interpreter, so its tests run from that virtualenv (tests/test_vllm_venv.py starts them there).
+VLLM_TEST_OPTIONS = {"kv_cache_gb": 0.25, "enforce_eager": True}
+
+
+def vllm_python() -> Path:
+    return Path(os.environ.get("RLVR_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")
+
+
+@pytest.fixture(scope="session")
+def vllm_server_python() -> str:
+    """The interpreter with vLLM that starts servers; skips when it was never built."""
+    python = vllm_python()
+    if not python.exists():
+        pytest.skip(f"no vLLM virtualenv at {python}: `make vllm` builds it (`make test` does)")
+    return str(python)
+
+
+@pytest.fixture(scope="session")
+def vllm_in_process() -> None:
+    """Skips unless vLLM imports in this interpreter (the colocated engine's tests)."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not importable in this interpreter; tests/test_vllm_venv.py runs these tests in "
+                    "the vLLM virtualenv")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests skip without a CUDA device (CI has none; bench/gpu_check.sh runs them)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
 @pytest.fixture

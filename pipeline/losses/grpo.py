@@ -87,6 +87,7 @@ def grpo_loss(
     beta: float = 0.0,
     aggregation: str = "token_mean",
     max_tokens: int | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate loss of GRPO (DeepSeekMath, eq. 3), to be minimised.
 
@@ -103,7 +104,9 @@ def grpo_loss(
         sequence_mean: mean over sequences of each one's token mean    (DeepSeekMath's 1/|o_i|)
         constant:      sum(loss_t) / (B * max_tokens)                   (Dr. GRPO; no length bias)
 
-    `ref_logprobs` may be None only when `beta == 0`. Returns `(loss, stats)`: loss is a scalar;
+    `is_weights` `(B, T)` (constants), when given, multiply each token's `pg` term: the correction
+    for a sampler other than the trainer (`pipeline.losses.correction`); the KL term is not
+    reweighted. `ref_logprobs` may be None only when `beta == 0`. Returns `(loss, stats)`: loss is a scalar;
     stats holds detached scalars: `pg_loss` (pg reduced the same way as the loss), `kl` (token mean
     of k3, 0 without a reference), `clip_fraction` (token fraction where clipping zeroed the
     gradient: `r < 1 - clip_low` with A < 0, or `r > 1 + clip_high` with A > 0), `ratio_mean`.
@@ -123,6 +126,8 @@ def grpo_loss(
         raise ValueError(
             f"ref_logprobs must be (B, T) = {tuple(logprobs.shape)}, got {tuple(ref_logprobs.shape)}"
         )
+    if is_weights is not None and is_weights.shape != logprobs.shape:
+        raise ValueError(f"is_weights must be (B, T) = {tuple(logprobs.shape)}, got {tuple(is_weights.shape)}")
     if aggregation not in _AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {_AGGREGATIONS}, got {aggregation!r}")
     if aggregation == "constant" and (max_tokens is None or max_tokens < 1):
@@ -138,6 +143,8 @@ def grpo_loss(
     ratio = torch.exp(torch.where(valid, logprobs - old_logprobs.detach(), 0.0))  # (B, T)
     clipped_ratio = torch.clamp(ratio, 1 - clip_low, 1 + clip_high)
     pg = -torch.min(ratio * adv, clipped_ratio * adv)  # (B, T)
+    if is_weights is not None:
+        pg = pg * is_weights.detach()
 
     if ref_logprobs is not None:
         log_ref_ratio = torch.where(valid, ref_logprobs.detach() - logprobs, 0.0)

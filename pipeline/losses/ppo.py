@@ -106,11 +106,14 @@ def policy_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip: float = 0.2,
+    is_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Clipped surrogate (PPO eq. 7), to be minimised: masked token mean of
-    `-min(ratio * A, clamp(ratio, 1 - clip, 1 + clip) * A)`, `ratio = exp(logprobs - old_logprobs)`.
+    `-min(ratio * A, clamp(ratio, 1 - clip, 1 + clip) * A)`, `ratio = exp(logprobs - old_logprobs)`,
+    each token's term times its importance weight when `is_weights` is given (the sampler-mismatch
+    correction, `pipeline.losses.correction`).
 
-    All `(B, T)`; old_logprobs and advantages are constants (detached). -> scalar.
+    All `(B, T)`; old_logprobs, advantages and is_weights are constants (detached). -> scalar.
     """
     _check("old_logprobs", old_logprobs, logprobs)
     _check("advantages", advantages, logprobs)
@@ -120,6 +123,9 @@ def policy_loss(
     ratio = torch.exp(torch.where(valid, logprobs - old_logprobs.detach(), 0.0))
     adv = advantages.detach()
     per_token = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
+    if is_weights is not None:
+        _check("is_weights", is_weights, logprobs)
+        per_token = per_token * is_weights.detach()
     return masked_mean(per_token, mask.to(per_token.dtype))
 
 

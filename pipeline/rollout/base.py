@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
-__all__ = ["SamplingParams", "Rollouts", "RolloutEngine", "sync_weights", "policy_tensors"]
+__all__ = ["SamplingParams", "Rollouts", "RolloutEngine", "sync_weights", "policy_tensors", "eos_token_ids"]
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,18 @@ class RolloutEngine(Protocol):
 
 def policy_tensors(model) -> Iterable[tuple[str, "object"]]:
     """The (name, tensor) pairs of a policy as a Hugging Face checkpoint names them, detached; a LoRA
-    policy's are its merged weights (`pipeline.lora.merged_tensors`)."""
+    policy's are its merged weights (`pipeline.lora.merged_tensors`).
+
+    Under FSDP a tensor is a shard (a DTensor): it is gathered whole, which is a collective, so
+    every process must iterate the same tensors in the same order."""
     from pipeline.lora import is_lora, merged_tensors
 
     if is_lora(model):
         yield from merged_tensors(model)
         return
     for name, tensor in model.state_dict().items():
+        if hasattr(tensor, "full_tensor"):
+            tensor = tensor.full_tensor()
         yield name, tensor.detach()
 
 
@@ -77,3 +82,15 @@ def sync_weights(engine: RolloutEngine, model) -> None:
     """Make the engine sample from `model`'s current weights (nothing to do when it shares them)."""
     if not engine.shares_weights:
         engine.update_weights(policy_tensors(model))
+
+
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """The ids that end a completion: the model's generation config's EOS ids, plus the tokenizer's."""
+    config = getattr(model, "generation_config", None)
+    ids = config.eos_token_id if config is not None else None
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    if not ids:
+        raise ValueError("the tokenizer and model define no EOS token: generation could never stop")
+    return ids

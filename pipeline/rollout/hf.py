@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 import torch
 from transformers import GenerationConfig
 
-from pipeline.rollout.base import Rollouts, SamplingParams
+from pipeline.rollout.base import Rollouts, SamplingParams, eos_token_ids
 from pipeline.rollout.packed import PackedLinears
 from pipeline.rollout.sampler import sample
 
@@ -37,7 +37,7 @@ class HFRolloutEngine:
         self.decoder = decoder
         self.shared_prefix = shared_prefix
         self.linears = PackedLinears() if packed_weights and decoder == "loop" else None
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     @torch.no_grad()
@@ -51,8 +51,13 @@ class HFRolloutEngine:
     def close(self) -> None:
         pass
 
-    @torch.inference_mode()
     def generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
+        # A sharded module all-gathers its weights into buffers it reuses in training: they must not
+        # become inference tensors.
+        with torch.no_grad() if _synced_gpus(self.model) else torch.inference_mode():
+            return self._generate(prompts, n, sampling)
+
+    def _generate(self, prompts: Sequence[list[int]], n: int, sampling: SamplingParams) -> Rollouts:
         expanded = [list(p) for p in prompts for _ in range(n)]
         out = Rollouts(prompt_ids=expanded, completion_ids=[], logprobs=[], texts=[], truncated=[], group_size=n)
         was_training = self.model.training
@@ -102,7 +107,8 @@ class HFRolloutEngine:
             output_logits=True,
         )
         result = self.model.generate(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config,
+            synced_gpus=_synced_gpus(self.model),
         )
         generated = result.sequences[:, width:].cpu()  # (B, T_new)
         temperature = 1.0 if sampling.greedy else sampling.temperature
@@ -118,11 +124,12 @@ class HFRolloutEngine:
             out.truncated.append(len(stops) == 0)
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    if not ids:
-        raise ValueError("the tokenizer and model define no EOS token: generation could never stop")
-    return ids
+def _synced_gpus(model) -> bool | None:
+    """True for a module sharded by torch's FSDP2 (as accelerate applies it) over several processes:
+    each decoding step all-gathers the weights, so every process must keep stepping until all have
+    finished. None lets transformers decide (it knows DeepSpeed ZeRO-3 and its own FSDP)."""
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FSDPModule
+
+    sharded = isinstance(model, FSDPModule) and dist.is_initialized() and dist.get_world_size() > 1
+    return True if sharded else None

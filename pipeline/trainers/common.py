@@ -17,7 +17,8 @@ from pipeline.config import RunConfig, _OptimConfig, config_hash
 from pipeline.lora import checkpoint_adapters_only, is_lora
 from pipeline.metrics import MetricsLog, check_trackers, plot_metrics, tracker_config
 
-__all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
+__all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step",
+           "Stopwatch", "sync_engine", "start_engine", "evaluates_here"]
 
 
 @dataclass
@@ -161,6 +162,54 @@ def progress_bar(ctx: StageContext, total: int, initial: int):
     return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr if interactive else _Lines(),
                 disable=not ctx.accelerator.is_main_process, mininterval=0.2 if interactive else 10,
                 dynamic_ncols=interactive)
+
+
+def evaluates_here(accelerator) -> bool:
+    """Whether this process runs the held-out evaluation: the main one, or every process when the
+    policy's parameters are split over them (FSDP, DeepSpeed ZeRO-3), since every forward of a
+    sharded module is a collective that all processes must enter. Only the main process logs."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.is_main_process or accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return accelerator.distributed_type == DistributedType.DEEPSPEED and plugin is not None and plugin.zero_stage == 3
+
+
+def start_engine(ctx: StageContext, model, probe_prompt: list[int]):
+    """The RL stage's rollout engine on the prepared `model`, with what an engine that holds its own
+    weights brings: the arrival check on `probe_prompt` (None otherwise), the log-prob correction
+    config (None for an engine that samples from the policy itself, whose log-probs are pi_old),
+    and a first push of the weights (a resumed policy is not the one the engine started from).
+    Returns (engine, check, correction)."""
+    from pipeline.rollout import make_engine
+    from pipeline.rollout.weight_check import arrival_check
+
+    acc, cfg = ctx.accelerator, ctx.cfg
+    policy = acc.unwrap_model(model)
+    engine = make_engine(cfg.rollout, ctx.tokenizer, model=policy, model_path=ctx.source_path, seed=cfg.seed,
+                         pushes_weights=acc.is_main_process)
+    check = arrival_check(cfg.rollout, probe_prompt, ctx.tokenizer.pad_token_id)
+    correction = None if engine.shares_weights else cfg.rollout.correction
+    sync_engine(acc, engine, policy, check, Stopwatch())
+    return engine, check, correction
+
+
+def sync_engine(accelerator, engine, model, check, watch: "Stopwatch") -> dict[str, float]:
+    """Push the policy's weights to a rollout engine that holds its own copy, wait for every
+    process (under FSDP the tensors are gathered, a collective; a shared server is written by one
+    process), then prove they arrived (`pipeline.rollout.weight_check`; a mismatch raises
+    RunHealthError). Returns the check's metric; nothing to do for an engine that shares the
+    trainer's module."""
+    from pipeline.rollout import sync_weights
+
+    if engine.shares_weights:
+        return {}
+    with watch("sync"):
+        sync_weights(engine, model)
+        accelerator.wait_for_everyone()
+        diff = check(engine, model) if check is not None else None
+    return {} if diff is None else {"sync_probe_diff": diff}
 
 
 class _Lines:

@@ -27,7 +27,7 @@ from pipeline.forward import all_pair_logps, pair_logps
 from pipeline.losses import dpo_loss, implicit_reward_accuracy
 from pipeline.preference import encode_pairs, load_preference_data
 from pipeline.stages import stage_main
-from pipeline.trainers.common import prepare_training, progress_bar, setup_stage
+from pipeline.trainers.common import evaluates_here, prepare_training, progress_bar, setup_stage
 
 __all__ = ["train_dpo"]
 
@@ -58,8 +58,9 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         policy = all_pair_logps(acc.unwrap_model(model), held_out, pad_id, d.micro_batch_size)
         return implicit_reward_accuracy(policy, ref_held, d.beta)
 
+    evaluating = evaluates_here(acc)  # the main process, or all of them when the policy is sharded
     start_eval = run.state.get("start_eval")
-    if step == 0 and acc.is_main_process:
+    if step == 0 and evaluating:
         start_eval = evaluate()
         log.log({"step": 0, **start_eval})
     bar = progress_bar(ctx, d.steps, step)
@@ -87,7 +88,7 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         row = {"step": step, "loss": loss_v, "reward_accuracy": accuracy, "reward_margin": margin,
                "chosen_reward": chosen_v, "rejected_reward": rejected_v, "grad_norm": grad_norm,
                "lr": scheduler.get_last_lr()[0], "train_seconds": round(train_seconds, 3)}
-        if acc.is_main_process and d.eval_every and step % d.eval_every == 0 and step < d.steps:
+        if evaluating and d.eval_every and step % d.eval_every == 0 and step < d.steps:
             row.update(evaluate())
         log.log(row)
         bar.update(1)
@@ -97,7 +98,7 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         run.guards.observe(row)
     bar.close()
 
-    final_eval = evaluate() if acc.is_main_process else {}
+    final_eval = evaluate() if evaluating else {}
     if final_eval:
         log.log({"step": step, **final_eval})
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "start_eval": start_eval},

@@ -21,15 +21,16 @@ from pipeline.config import GRPOConfig, RunConfig
 from pipeline.data import build_task_data
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs, grouped_completion_logprobs, vocabulary_fingerprint
-from pipeline.losses import grpo_loss, masked_group_advantages
+from pipeline.losses import grpo_loss, importance_weights, masked_group_advantages
 from pipeline.metrics import masked_verdicts, sample_metrics, verifier_metrics
 from pipeline.models import frozen_reference
-from pipeline.rollout import make_engine, sampling_params, sync_weights
+from pipeline.rollout import sampling_params
 from pipeline.rollout.collect import collect
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
-from pipeline.tokens import GroupedBatch, PackedBatch, pack, pack_groups, pad_rows
-from pipeline.trainers.common import Stopwatch, prepare_training, progress_bar, seed_step, setup_stage
+from pipeline.tokens import GroupedBatch, PackedBatch, encode_prompt, pack, pack_groups, pad_rows
+from pipeline.trainers.common import Stopwatch, evaluates_here, prepare_training, progress_bar, seed_step, setup_stage
+from pipeline.trainers.common import start_engine, sync_engine
 
 __all__ = ["train_grpo"]
 
@@ -47,7 +48,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     if reference is not None:
         reference = reference.to(acc.device)
-    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
+    engine, check, correction = start_engine(ctx, model, encode_prompt(tokenizer, data.eval_rows[0].prompt, data.system))
     sampling = sampling_params(cfg.rollout)
     vocabulary = vocabulary_fingerprint(tokenizer)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
@@ -55,8 +56,9 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     def evaluate() -> float:
         return heldout_accuracy(engine, tokenizer, data.eval_rows, scorer, eval_tokens, data.system)["accuracy"]
 
+    evaluating = evaluates_here(acc)  # the main process, or all of them when the policy is sharded
     start_accuracy = run.state.get("start_accuracy")
-    if step == 0 and acc.is_main_process:
+    if step == 0 and evaluating:
         start_accuracy = evaluate()
         log.log({"step": 0, "eval_accuracy": start_accuracy})
     watch = Stopwatch()
@@ -77,9 +79,10 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
         with watch("train"):
             kept = keep.nonzero().squeeze(-1).tolist()
             train_stats = _optimise(acc, model, reference, optimizer, c.rollouts, kept, advantages, g,
-                                    cfg.rollout.temperature, cfg.rollout.max_new_tokens, tokenizer.pad_token_id)
+                                    cfg.rollout.temperature, cfg.rollout.max_new_tokens, tokenizer.pad_token_id,
+                                    correction)
         scheduler.step()
-        sync_weights(engine, acc.unwrap_model(model))
+        synced = sync_engine(acc, engine, acc.unwrap_model(model), check, watch)
         step += 1
         train_seconds += time.perf_counter() - started
 
@@ -91,10 +94,11 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
             **verifier_metrics(acc, c.verdicts, c.names, sorted(scorer.verifiers)),
             "lr": scheduler.get_last_lr()[0],
             **train_stats,
+            **synced,
             **watch.pop(),
             "train_seconds": round(train_seconds, 3),
         }
-        if acc.is_main_process and g.eval_every and step % g.eval_every == 0 and step < g.steps:
+        if evaluating and g.eval_every and step % g.eval_every == 0 and step < g.steps:
             row["eval_accuracy"] = evaluate()
         log.log(row)
         bar.update(1)
@@ -105,7 +109,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     bar.close()
 
     final_accuracy = None
-    if acc.is_main_process:
+    if evaluating:
         final_accuracy = evaluate()
         log.log({"step": step, "eval_accuracy": final_accuracy})
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "start_accuracy": start_accuracy},
@@ -116,9 +120,14 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
 
 
 def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advantages: torch.Tensor,
-              g: GRPOConfig, temperature: float, max_tokens: int, pad_id: int) -> dict[str, float]:
+              g: GRPOConfig, temperature: float, max_tokens: int, pad_id: int, correction=None) -> dict[str, float]:
     """`g.epochs` passes of the clipped surrogate over the kept samples, micro-batched; returns the
-    loss statistics averaged over the passes and summed over the processes."""
+    loss statistics averaged over the passes and summed over the processes.
+
+    Without `correction` the sampler's log-probs are pi_old (the engine samples from this very
+    module). With it (a `LogprobCorrectionConfig`: another engine sampled), pi_old is the trainer's
+    own forward before the update (with one epoch, the first pass's log-probs, detached) and the
+    sampler's log-probs only enter the importance weights of each token."""
     if not kept and acc.num_processes == 1:
         return {}
     # Every process must run the same number of backward passes (DDP syncs on each), so the
@@ -136,37 +145,50 @@ def _optimise(acc, model, reference, optimizer, rollouts, kept: list[int], advan
         weight_zero = not kept[m * g.micro_batch_size : (m + 1) * g.micro_batch_size]
         layout = pack_groups if g.shared_prefix else pack  # a group's prompt once, or once per completion
         packed = layout([rollouts.prompt_ids[i] for i in chunk], [rollouts.completion_ids[i] for i in chunk], pad_id)
-        old = pad_rows([rollouts.logprobs[i] for i in chunk], packed.completion_ids.shape[1])
-        packed, old = packed.to(acc.device), old.to(acc.device)
+        sampler = pad_rows([rollouts.logprobs[i] for i in chunk], packed.completion_ids.shape[1])
+        packed, sampler = packed.to(acc.device), sampler.to(acc.device)
+        old = None if correction is not None else sampler
         ref = None
         if reference is not None:
             with torch.inference_mode(), acc.autocast():
                 ref = _completion_logprobs(reference, packed, temperature).clone()
-        micro_batches.append((packed, old, ref, advantages[chunk].to(acc.device), weight_zero))
+        if correction is not None and g.epochs > 1:
+            with torch.no_grad(), acc.autocast():  # not inference mode: a sharded policy reuses its gather buffers
+                old = _completion_logprobs(model, packed, temperature)
+        micro_batches.append((packed, sampler, old, ref, advantages[chunk].to(acc.device), weight_zero))
 
-    sums = dict.fromkeys(_LOSS_STATS, 0.0)
+    keys = _LOSS_STATS + (_MISMATCH_STATS if correction is not None else ())
+    sums = dict.fromkeys(keys, 0.0)
     for _ in range(g.epochs):
-        for index, (packed, old, ref, adv, weight_zero) in enumerate(micro_batches):
+        for index, (packed, sampler, old, ref, adv, weight_zero) in enumerate(micro_batches):
             logps = _completion_logprobs(model, packed, temperature)
+            is_weights, mismatch = None, {}
+            if correction is not None:
+                old = logps.detach() if old is None else old
+                is_weights, mismatch = importance_weights(old, sampler, packed.completion_mask, correction.mode,
+                                                          correction.cap)
             loss, stats = grpo_loss(logps, old, ref, adv, packed.completion_mask, clip_low=g.clip_low,
-                                    clip_high=g.clip_high, beta=g.beta, aggregation=g.aggregation, max_tokens=max_tokens)
+                                    clip_high=g.clip_high, beta=g.beta, aggregation=g.aggregation, max_tokens=max_tokens,
+                                    is_weights=is_weights)
             share = _share(packed, g.aggregation, total_seqs, total_tokens)
             weight = 0.0 if weight_zero else share * acc.num_processes
             context = acc.no_sync(model) if index < len(micro_batches) - 1 else nullcontext()
             with context:
                 acc.backward(loss * weight)
             if not weight_zero:
-                for k, v in {"loss": loss, **stats}.items():
+                for k, v in {"loss": loss, **stats, **mismatch}.items():
                     sums[k] += v.detach().item() * share
         grad_norm = acc.clip_grad_norm_(model.parameters(), g.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     # Each process holds its share of the batch-wide statistic: their sum is the batch's.
-    totals = acc.reduce(torch.tensor([sums[k] for k in _LOSS_STATS], device=acc.device), "sum").tolist()
-    return {k: v / g.epochs for k, v in zip(_LOSS_STATS, totals)} | {"grad_norm": float(grad_norm)}
+    totals = acc.reduce(torch.tensor([sums[k] for k in keys], device=acc.device), "sum").tolist()
+    return {k: v / g.epochs for k, v in zip(keys, totals)} | {"grad_norm": float(grad_norm)}
 
 
 _LOSS_STATS = ("loss", "pg_loss", "kl", "clip_fraction", "ratio_mean")
+# Sampler vs trainer (an engine with weights of its own): see pipeline.losses.correction
+_MISMATCH_STATS = ("mismatch_kl", "mismatch_abs", "is_clipped_fraction", "is_weight_mean")
 
 
 def _completion_logprobs(model, batch: PackedBatch | GroupedBatch, temperature: float) -> torch.Tensor:

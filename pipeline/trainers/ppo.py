@@ -35,16 +35,18 @@ from pipeline.config import PPOConfig, RunConfig
 from pipeline.data import EpochSampler, PromptRow, build_task_data
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs, completion_values, mean_token_logprob, vocabulary_fingerprint
-from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
+from pipeline.losses import gae, importance_weights, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss
+from pipeline.losses import sft_loss
 from pipeline.losses import value_loss, whiten
 from pipeline.metrics import masked_verdicts, sample_metrics
 from pipeline.models import frozen_reference, load_reward_model, scorer_from_causal_lm
-from pipeline.rollout import make_engine, sampling_params, sync_weights
+from pipeline.rollout import sampling_params
 from pipeline.rollout.collect import collect, score_rollouts
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import PackedBatch, encode_demonstration, encode_prompt, pack, pad_rows
 from pipeline.trainers.common import Stopwatch, make_optimizer, prepare_training, progress_bar, seed_step, setup_stage
+from pipeline.trainers.common import evaluates_here, start_engine, sync_engine
 
 __all__ = ["train_ppo", "AdaptiveKLController"]
 
@@ -99,7 +101,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     model, optimizer, scheduler, log = run.model, run.optimizer, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     kl_ctl = AdaptiveKLController(run.state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon)
-    engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
+    engine, check, correction = start_engine(ctx, model, encode_prompt(tokenizer, data.eval_rows[0].prompt, data.system))
     sampling = sampling_params(cfg.rollout)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
     pad_id = tokenizer.pad_token_id
@@ -131,8 +133,9 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
                 out[key] = mean_token_logprob(policy, examples, pad_id, p.micro_batch_size)
         return out
 
+    evaluating = evaluates_here(acc)  # the main process, or all of them when the policy is sharded
     start_eval = run.state.get("start_eval")
-    if step == 0 and acc.is_main_process:
+    if step == 0 and evaluating:
         start_eval = evaluate()
         log.log({"step": 0, **start_eval})
     watch = Stopwatch()
@@ -154,10 +157,17 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             batch = pack(rollouts.prompt_ids, rollouts.completion_ids, pad_id).to(acc.device)
             batch.completion_mask *= c.valid.to(batch.completion_mask)[:, None]
             mask = batch.completion_mask
-            old_logps = pad_rows(rollouts.logprobs, mask.shape[1]).to(acc.device)  # the sampler's log-probs
+            sampler_logps = pad_rows(rollouts.logprobs, mask.shape[1]).to(acc.device)
             with acc.autocast():
-                ref_logps, old_values = _forward_in_chunks(reference, critic, batch, p.micro_batch_size,
-                                                           cfg.rollout.temperature)
+                ref_logps, old_values, trainer_logps = _forward_in_chunks(
+                    reference, critic, batch, p.micro_batch_size, cfg.rollout.temperature,
+                    policy=model if correction is not None else None)
+            # pi_old: the sampler's log-probs when it is this module, else the trainer's own
+            old_logps, is_weights, mismatch = sampler_logps, None, {}
+            if correction is not None:
+                old_logps = trainer_logps
+                is_weights, mismatch = importance_weights(old_logps, sampler_logps, mask, correction.mode,
+                                                          correction.cap)
             rewards, kl = kl_shaped_rewards(old_logps, ref_logps, scores.to(acc.device), mask, kl_ctl.coef)
             advantages, returns = gae(rewards, old_values, mask, p.gamma, p.lam)
             if p.whiten_advantages:
@@ -166,11 +176,11 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         # --- optimise: `epochs` passes over shuffled minibatches of the scored samples
         with watch("train"):
             stats = _optimise(acc, model, critic, optimizer, critic_optimizer, batch,
-                              (old_logps, old_values, advantages, returns), p, cfg.rollout.temperature,
+                              (old_logps, old_values, advantages, returns, is_weights), p, cfg.rollout.temperature,
                               ptx_examples, ptx_sampler, step, pad_id, c.valid.nonzero().squeeze(-1).tolist())
         scheduler.step()
         critic_scheduler.step()
-        sync_weights(engine, acc.unwrap_model(model))
+        synced = sync_engine(acc, engine, acc.unwrap_model(model), check, watch)
         valid_rows = c.valid.to(acc.device)
         seq_kl = float((kl * mask).sum(-1)[valid_rows].mean()) if bool(valid_rows.any()) else 0.0
         coef_used = kl_ctl.coef
@@ -197,11 +207,13 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             "verdict_timeout": samples["verdict_timeout"],
             "verdict_error": samples["verdict_error"],
             **stats,
+            **{k: float(v) for k, v in mismatch.items()},
+            **synced,
             "lr": scheduler.get_last_lr()[0],
             **watch.pop(),
             "train_seconds": round(train_seconds, 3),
         }
-        if acc.is_main_process and p.eval_every and step % p.eval_every == 0 and step < p.steps:
+        if evaluating and p.eval_every and step % p.eval_every == 0 and step < p.steps:
             row.update(evaluate())
         log.log(row)
         bar.update(1)
@@ -211,7 +223,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         run.guards.observe(row, masked_verdicts(acc, c.verdicts, c.names))
     bar.close()
 
-    final_eval = evaluate() if acc.is_main_process else {}
+    final_eval = evaluate() if evaluating else {}
     if final_eval:
         log.log({"step": step, **final_eval})
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "kl_coef": kl_ctl.coef, "start_eval": start_eval},
@@ -232,21 +244,24 @@ def _initial_critic(p: PPOConfig, cfg: RunConfig, policy):
 
 
 @torch.no_grad()
-def _forward_in_chunks(reference, critic, batch: PackedBatch, size: int, temperature: float):
-    """Reference log-probs and the critic's values `(N, Tc)` each, `size` rows at a time."""
-    refs, values = [], []
+def _forward_in_chunks(reference, critic, batch: PackedBatch, size: int, temperature: float, policy=None):
+    """Reference log-probs, the critic's values and (with `policy`) the policy's log-probs, `(N, Tc)`
+    each (the last None without a policy), `size` rows at a time."""
+    refs, values, policy_logps = [], [], []
     for start in range(0, batch.input_ids.shape[0], size):
         chunk = _rows(batch, slice(start, start + size))
         refs.append(completion_logprobs(reference, chunk, temperature))
         values.append(completion_values(critic, chunk))
-    return torch.cat(refs), torch.cat(values)
+        if policy is not None:
+            policy_logps.append(completion_logprobs(policy, chunk, temperature))
+    return torch.cat(refs), torch.cat(values), torch.cat(policy_logps) if policy is not None else None
 
 
 def _optimise(acc, model, critic, optimizer, critic_optimizer, batch: PackedBatch, tensors, p: PPOConfig,
               temperature: float, ptx_examples, ptx_sampler: EpochSampler, step: int, pad_id: int,
               scored: list[int]) -> dict[str, float]:
     """`p.epochs` passes over shuffled minibatches of the `scored` samples (those with a verdict)."""
-    old_logps, old_values, advantages, returns = tensors
+    old_logps, old_values, advantages, returns, is_weights = tensors
     if not scored:
         return {}
     n = batch.input_ids.shape[0]
@@ -267,7 +282,8 @@ def _optimise(acc, model, critic, optimizer, critic_optimizer, batch: PackedBatc
                 share = float(mask.sum()) / max(tokens, 1.0)  # token mean over the minibatch
                 logps = completion_logprobs(model, chunk, temperature)
                 values = completion_values(critic, chunk)
-                pl = policy_loss(logps, old_logps[idx], advantages[idx], mask, p.clip)
+                pl = policy_loss(logps, old_logps[idx], advantages[idx], mask, p.clip,
+                                 is_weights=None if is_weights is None else is_weights[idx])
                 vl = value_loss(values, old_values[idx], returns[idx], mask, p.value_clip)
                 acc.backward((pl + vl) * share)  # disjoint graphs: each model gets its own loss's gradient
                 with torch.no_grad():

@@ -29,7 +29,7 @@ from pipeline.losses import bradley_terry_loss, pairwise_accuracy
 from pipeline.models import scorer_from_causal_lm
 from pipeline.preference import EncodedPair, encode_pairs, load_preference_data, pack_pairs
 from pipeline.stages import stage_main
-from pipeline.trainers.common import prepare_training, progress_bar, setup_stage
+from pipeline.trainers.common import evaluates_here, prepare_training, progress_bar, setup_stage
 
 __all__ = ["train_reward_model", "evaluate_pairs"]
 
@@ -78,6 +78,7 @@ def train_reward_model(cfg: RunConfig, init: str | None = None, inputs: Mapping[
     model, scheduler, log = run.model, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
     pad_id = tokenizer.pad_token_id
+    evaluating = evaluates_here(acc)  # the main process, or all of them when the model is sharded
 
     def evaluate() -> dict[str, float]:
         return evaluate_pairs(acc.unwrap_model(model), held_out, pad_id, r.micro_batch_size)
@@ -109,7 +110,7 @@ def train_reward_model(cfg: RunConfig, init: str | None = None, inputs: Mapping[
         # --- log, evaluate, checkpoint
         row = {"step": step, "loss": loss_sum, "accuracy": correct, "margin": margin_sum,
                "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0], "train_seconds": round(train_seconds, 3)}
-        if acc.is_main_process and r.eval_every and step % r.eval_every == 0 and step < r.steps:
+        if evaluating and r.eval_every and step % r.eval_every == 0 and step < r.steps:
             row.update(evaluate())
         log.log(row)
         bar.update(1)
@@ -119,7 +120,7 @@ def train_reward_model(cfg: RunConfig, init: str | None = None, inputs: Mapping[
         run.guards.observe(row)
     bar.close()
 
-    final_eval = evaluate() if acc.is_main_process else {}
+    final_eval = evaluate() if evaluating else {}
     if final_eval:
         log.log({"step": step, **final_eval})
     final = run.finish(ctx, step, {"train_seconds": train_seconds}, ["loss", "accuracy", "eval_accuracy", "margin"],

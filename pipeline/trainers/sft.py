@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from errors import DataError
-from pipeline.config import RunConfig
+from pipeline.config import HFRolloutConfig, RunConfig
 from pipeline.data import EpochSampler, build_task_data
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs
@@ -21,7 +21,7 @@ from pipeline.rollout import make_engine
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import encode_demonstration, pack
-from pipeline.trainers.common import prepare_training, progress_bar, setup_stage
+from pipeline.trainers.common import evaluates_here, prepare_training, progress_bar, setup_stage
 
 __all__ = ["train_sft"]
 
@@ -40,8 +40,9 @@ def train_sft(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     model, scheduler, log = run.model, run.scheduler, run.log
     step, train_seconds = run.state["step"], run.state["train_seconds"]
 
-    if s.eval_every:  # held-out accuracy during SFT: the engine shares the policy's weights
-        engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
+    if s.eval_every:  # held-out accuracy during SFT with an engine that shares the policy's weights
+        rollout = cfg.rollout if cfg.rollout.backend == "hf" else HFRolloutConfig(max_new_tokens=cfg.rollout.max_new_tokens)
+        engine = make_engine(rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
         scorer = Scorer.for_task(cfg, data)
         eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
@@ -78,7 +79,7 @@ def train_sft(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         log.log(row)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
-        if s.eval_every and step % s.eval_every == 0 and acc.is_main_process:
+        if s.eval_every and step % s.eval_every == 0 and evaluates_here(acc):
             log.log({"step": step, "eval_accuracy": evaluate()})
         if step % s.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds)

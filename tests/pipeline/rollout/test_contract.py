@@ -1,21 +1,28 @@
 """The contract every rollout engine passes, whatever its backend: groups in order, EOS and
 truncation flags, sampling log-probs equal to a training forward's, seeded reproducibility, and
-weights that arrive. A new backend adds itself to `ENGINES` (with a marker when it needs one)."""
+weights that arrive. A new backend adds itself to `ENGINES` (with a marker when it needs one).
+
+The model is the tiny preset with 2 heads of width 32 (vLLM's CPU attention needs a head size of
+at least 32). An engine that takes seconds to start is started once per backend (module scope);
+each test then loads the weights it needs into it, which the contract requires to be exact.
+"""
+
 
 import pytest
 import torch
 
-from pipeline.config import HFRolloutConfig, ModelConfig
+from pipeline.config import HFRolloutConfig, ModelConfig, TinyModelConfig, VLLMRolloutConfig, VLLMServerRolloutConfig
 from pipeline.forward import completion_logprobs
 from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 from pipeline.rollout import SamplingParams, make_engine, policy_tensors, sync_weights
 from pipeline.tokens import encode_prompt, pack
+from tests.conftest import VLLM_TEST_OPTIONS
 
 
 def _tiny(seed: int = 0, eos_scale: float = 1.0):
-    """The tiny preset; `eos_scale` stretches the EOS row of the (tied) output embedding so that an
-    untrained model stops about half the time instead of almost never."""
-    cfg = ModelConfig()
+    """The tiny preset (head size 32); `eos_scale` stretches the EOS row of the (tied) output
+    embedding so that an untrained model stops about half the time instead of almost never."""
+    cfg = ModelConfig(tiny=TinyModelConfig(num_heads=2))
     source = resolve_model("tiny", cfg)
     tokenizer = load_tokenizer(source)
     model = load_causal_lm(source, cfg, tokenizer, seed=seed)
@@ -24,26 +31,47 @@ def _tiny(seed: int = 0, eos_scale: float = 1.0):
     return model, tokenizer
 
 
-def _hf(model, tokenizer, batch_size):
-    return make_engine(HFRolloutConfig(batch_size=batch_size), tokenizer, model=model)
+# backend -> (its rollout config from (batch size, the fixture it needs), that fixture, started once per module)
+ENGINES = {
+    "hf": (lambda batch_size, _: HFRolloutConfig(batch_size=batch_size), None, False),
+    "hf-generate": (lambda batch_size, _: HFRolloutConfig(batch_size=batch_size, decoder="generate"), None, False),
+    "vllm": (lambda _, __: VLLMRolloutConfig(**VLLM_TEST_OPTIONS), "vllm_in_process", True),
+    "vllm_server": (lambda _, python: VLLMServerRolloutConfig(**VLLM_TEST_OPTIONS, python=python), "vllm_server_python",
+                    True),
+}
+_MARKS = {"vllm": [pytest.mark.vllm], "vllm_server": [pytest.mark.vllm]}
 
 
-def _hf_generate(model, tokenizer, batch_size):
-    return make_engine(HFRolloutConfig(batch_size=batch_size, decoder="generate"), tokenizer, model=model)
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=_MARKS.get(name, [])) for name in sorted(ENGINES)])
+def backend(request):
+    """(name, the module's shared engine or None)."""
+    name = request.param
+    config, requirement, shared = ENGINES[name]
+    needed = request.getfixturevalue(requirement) if requirement else None
+    if not shared:
+        yield name, None
+        return
+    model, tokenizer = _tiny()
+    engine = make_engine(config(512, needed), tokenizer, model=model)
+    yield name, engine
+    engine.close()
+    engine.close()  # closing twice is harmless
 
 
-ENGINES = {"hf": _hf, "hf-generate": _hf_generate}
-
-
-@pytest.fixture(params=sorted(ENGINES))
-def build(request):
+@pytest.fixture
+def build(backend):
     """(engine, model, tokenizer) for a backend; the model is the trainer's copy of the weights."""
+    name, shared = backend
     made = []
 
     def _build(batch_size: int = 512, seed: int = 0, eos_scale: float = 1.0):
         model, tokenizer = _tiny(seed, eos_scale)
-        engine = ENGINES[request.param](model, tokenizer, batch_size)
-        made.append(engine)
+        if shared is None:
+            engine = make_engine(ENGINES[name][0](batch_size, None), tokenizer, model=model)
+            made.append(engine)
+        else:
+            engine = shared
+            engine.update_weights(policy_tensors(model))
         return engine, model, tokenizer
 
     yield _build
@@ -105,6 +133,16 @@ def test_a_seed_reproduces_the_completions_and_another_changes_them(build):
     assert sample(3) != sample(4)
 
 
+def test_the_same_prompt_twice_in_one_call_gets_independent_samples(build):
+    # Each prompt of a call draws its own random numbers (an engine that seeds per request must
+    # not give every prompt the same seed, nor overlap one prompt's n seeds with the next's).
+    engine, _, tokenizer = build()
+    prompt = _prompts(tokenizer, ("1+2=",))[0]
+    for seed in (5, None):
+        out = engine.generate([prompt] * 4, n=2, sampling=SamplingParams(max_new_tokens=8, seed=seed))
+        assert len({tuple(ids) for ids in out.completion_ids}) == 8
+
+
 def test_greedy_decoding_is_deterministic(build):
     engine, _, tokenizer = build()
     prompts = _prompts(tokenizer, ("12+7=",))
@@ -148,3 +186,24 @@ def test_sync_weights_makes_the_engine_follow_the_trainer(build):
         expected = completion_logprobs(model, batch)
     for row, got in enumerate(after.logprobs):
         torch.testing.assert_close(expected[row, : len(got)], torch.tensor(got), atol=1e-4, rtol=1e-4)
+
+
+def test_a_skipped_sync_is_caught_by_the_arrival_check(build):
+    # The trainer takes a step the engine never hears of: the probe's log-probs give it away.
+    from errors import RunHealthError
+    from pipeline.rollout.weight_check import WeightArrivalCheck
+
+    engine, model, tokenizer = build()
+    check = WeightArrivalCheck(_prompts(tokenizer)[0], tokenizer.pad_token_id, tolerance=1e-4)
+    first = check(engine, model)
+    if engine.shares_weights:  # it samples from the trainer's module: nothing can go stale
+        assert first is None
+        return
+    assert first < 1e-5
+    with torch.no_grad():  # about one AdamW step at lr 5e-4
+        for p in model.parameters():
+            p.add_(torch.randn_like(p).sign() * 5e-4)
+    with pytest.raises(RunHealthError, match="weights are not the trainer's"):
+        check(engine, model)
+    sync_weights(engine, model)
+    assert check(engine, model) < 1e-5
