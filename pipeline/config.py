@@ -363,11 +363,28 @@ class KTOConfig(_OptimConfig):
 
 
 class VerifiersConfig(_Strict):
-    """Verifier options, by verifier name."""
+    """Verifier options, by verifier name, and composite rewards."""
 
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Keyword options passed to each verifier, by name"
     )
+    composites: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Composite rewards by name: verifier name -> weight (e.g. shaped: "
+        "{math: 1.0, format: 0.2, length: 1.0}); a task or row names one like any verifier"
+    )
+
+    @field_validator("composites")
+    @classmethod
+    def _composites_are_weighted_names(cls, composites: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for name, weights in composites.items():
+            if not name or set(name) & {",", "="}:
+                raise ValueError(f"composite name {name!r} must be non-empty, without ',' or '='")
+            if not weights:
+                raise ValueError(f"composite {name!r} names no verifier")
+            bad = [f"{k}={w}" for k, w in weights.items() if not k or w != w or abs(w) == float("inf")]
+            if bad:
+                raise ValueError(f"composite {name!r}: weights must be finite, got {', '.join(bad)}")
+        return composites
 
 
 class EvalConfig(_Strict):
@@ -375,6 +392,10 @@ class EvalConfig(_Strict):
 
     max_new_tokens: int | None = Field(None, ge=1, description="Default: rollout.max_new_tokens")
     batch_size: int = Field(512, ge=1, description="Prompts per generate call")
+    verifier: str | None = Field(
+        None, min_length=1, description="Score held-out rows with this verifier instead of their own (e.g. "
+        "math, when training on a composite of math and format)"
+    )
 
 
 class GuardsConfig(_Strict):

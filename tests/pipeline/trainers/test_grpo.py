@@ -64,7 +64,7 @@ class LengthVerifier:
     """Reward: the completion's length in characters, so every group of an untrained model carries
     a signal (its math answers would all score 0)."""
 
-    name = "length"
+    name = "char_length"
 
     def verify(self, completions, references):
         return [Verdict(len(c) / 10, OK) for c in completions]
@@ -73,8 +73,8 @@ class LengthVerifier:
 def test_grpo_learns_signal_moves_weights(tiny_cfg, monkeypatch):
     from safetensors.torch import load_file
 
-    _plugin(monkeypatch, "length", LengthVerifier)
-    tiny_cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "length"})})
+    _plugin(monkeypatch, "char_length", LengthVerifier)
+    tiny_cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "char_length"})})
     result = train_grpo(tiny_cfg)
     rows = [r for r in read_metrics(tiny_cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
