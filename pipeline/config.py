@@ -258,6 +258,14 @@ class GRPOConfig(_OptimConfig):
         "std", description="'std': divide by the group std (GRPO); 'none': Dr. GRPO"
     )
     drop_equal_groups: bool = Field(True, description="Skip groups whose rewards are all equal (no signal)")
+    dynamic_sampling: bool = Field(
+        False, description="DAPO's dynamic sampling: drop groups whose rewards are all equal and sample more "
+        "prompts until the step holds prompts_per_step groups with a signal"
+    )
+    max_extra_prompts: float = Field(
+        2.0, ge=0, le=100, description="Dynamic sampling's cap on extra generation per step, in multiples of "
+        "prompts_per_step; a step that reaches it trains on the groups it has (logged as dynamic/groups_short)"
+    )
     eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: only at the end)")
 
 

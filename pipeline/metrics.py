@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["MetricsLog", "read_metrics", "plot_metrics", "sample_metrics", "verifier_metrics", "masked_verdicts",
-           "component_keys"]
+           "refill_metrics", "component_keys"]
 
 
 class MetricsLog:
@@ -155,6 +155,20 @@ def verifier_metrics(acc, verdicts, names: list[str], all_names: list[str]) -> d
 def component_keys(scorer) -> list[str]:
     """The metric keys of each composite component's mean reward, to plot beside the reward."""
     return [f"verifier/{name}/{part}/reward_mean" for name, parts in scorer.components().items() for part in parts]
+
+
+def refill_metrics(acc, refilled) -> dict[str, Any]:
+    """Dynamic sampling's cost and outcome of one step (a `rollout.refill.Refilled`), summed over
+    every process: prompts generated for, the extra generation as a share of the step's prompts,
+    groups trained on, groups short of the quota (0 unless the cap was reached), refill rounds."""
+    import torch
+
+    local = torch.tensor([refilled.prompts_sampled, refilled.quota, refilled.groups_trained, refilled.refills],
+                         dtype=torch.float64)
+    sampled, quota, trained, refills = acc.reduce(local.to(acc.device), "sum").tolist()
+    return {"dynamic/prompts_sampled": int(sampled), "dynamic/extra_generation": (sampled - quota) / quota if quota else 0.0,
+            "dynamic/groups_trained": int(trained), "dynamic/groups_short": int(quota - trained),
+            "dynamic/refills": int(refills)}
 
 
 def masked_verdicts(acc, verdicts, names: list[str]) -> list[tuple[str, str, str]]:
