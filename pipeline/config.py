@@ -353,6 +353,10 @@ class DPOConfig(_OptimConfig):
     max_length: int = Field(128, ge=8, description="Truncate prompt+response to this many tokens")
     beta: float = Field(0.1, gt=0, description="Inverse temperature of the implicit reward")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Conservative DPO: assumed label-flip rate")
+    nll_coef: float = Field(
+        0.0, ge=0, le=100, description="RPO / Llama 3: weight of the chosen completions' per-token NLL added to "
+        "the loss (0: plain DPO)"
+    )
     eval_every: int = Field(100, ge=0, description="Held-out preference accuracy every N steps (0: only at the end)")
 
 

@@ -5,7 +5,8 @@
 A step: a batch of (prompt, chosen, rejected) pairs -> the policy's sequence log-probs of both
 completions -> `dpo_loss` against the reference's log-probs -> one optimiser step. The reference
 is the starting policy; its log-probs of every training and held-out pair are computed once before
-training (they never change), so no second model sits in memory during the loop.
+training (they never change), so no second model sits in memory during the loop. With `nll_coef`
+the chosen completions' per-token NLL joins the loss (RPO, as Llama 3's rounds train).
 
 Logged: the implicit rewards `beta * log(pi / pi_ref)` of chosen and rejected completions, their
 margin, and the preference accuracy (chosen reward > rejected reward) on the batch and on the
@@ -72,7 +73,9 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             indices = mine[start : start + d.micro_batch_size]
             chosen, rejected = pair_logps(model, [train[i] for i in indices], pad_id, acc.device)
             ref = ref_train[indices].to(acc.device)
-            loss, chosen_r, rejected_r = dpo_loss(chosen, rejected, ref[:, 0], ref[:, 1], d.beta, d.label_smoothing)
+            lengths = torch.tensor([len(train[i][1]) for i in indices], device=acc.device)
+            loss, chosen_r, rejected_r = dpo_loss(chosen, rejected, ref[:, 0], ref[:, 1], d.beta, d.label_smoothing,
+                                                  d.nll_coef, lengths)
             acc.backward(loss * len(indices) / len(batch) * acc.num_processes)
             sums += torch.tensor([loss.item() * len(indices), float((chosen_r > rejected_r).sum()),
                                   float((chosen_r - rejected_r).sum()), float(chosen_r.sum()), float(rejected_r.sum())],
