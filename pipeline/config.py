@@ -34,6 +34,8 @@ __all__ = [
     "PPOConfig",
     "DPOConfig",
     "KTOConfig",
+    "GeneratePreferencesConfig",
+    "RejectionSamplingConfig",
     "VerifiersConfig",
     "EvalConfig",
     "GuardsConfig",
@@ -374,6 +376,41 @@ class KTOConfig(_OptimConfig):
     eval_every: int = Field(100, ge=0, description="Held-out preference accuracy every N steps (0: only at the end)")
 
 
+class _SamplingStageConfig(_Strict):
+    """A stage that samples K completions per prompt from its input model and scores them."""
+
+    prompts: int = Field(1024, ge=1, le=10**7, description="Prompts to sample (fresh ones each run seed)")
+    samples_per_prompt: int = Field(4, ge=2, le=256, description="Completions sampled per prompt (K)")
+    verifier: str | None = Field(
+        None, min_length=1, description="Score every sample with this verifier (e.g. reward_model, judge, a "
+        "composite); unset: each row's own verifier"
+    )
+    chunk_size: int = Field(256, ge=1, description="Prompts per chunk; a stopped run resumes after its last full chunk")
+    temperature: float | None = Field(None, gt=0, le=10, description="Sampling temperature; unset: rollout.temperature")
+
+
+class GeneratePreferencesConfig(_SamplingStageConfig):
+    """On-policy preference data: K samples per prompt, scored, written as preference rows for the
+    dpo / reward_model / kto stages (Llama 3's rounds; RLAIF with the judge verifier)."""
+
+    pairs: Literal["best_worst", "ranking"] = Field(
+        "best_worst", description="'best_worst': one (best, worst) pair per prompt; 'ranking': the K samples "
+        "ranked by score, equal scores in one tier (never ordered against each other)"
+    )
+    eval_prompts: int = Field(
+        64, ge=1, le=10**6, description="Further prompts sampled the same way for held-out preference rows"
+    )
+
+
+class RejectionSamplingConfig(_SamplingStageConfig):
+    """Rejection sampling (RFT, expert iteration): the best of K samples, when it scores at least
+    `threshold`, becomes an SFT demonstration."""
+
+    samples_per_prompt: int = Field(4, ge=1, le=256, description="Completions sampled per prompt (K)")
+    threshold: float = Field(1.0, description="A best sample needs at least this score to be kept")
+    keep: int = Field(1, ge=1, le=256, description="Keep up to this many distinct samples per prompt, best first")
+
+
 class VerifiersConfig(_Strict):
     """Verifier options, by verifier name, and composite rewards."""
 
@@ -439,6 +476,8 @@ class RunConfig(_Strict):
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     dpo: DPOConfig = Field(default_factory=DPOConfig)
     kto: KTOConfig = Field(default_factory=KTOConfig)
+    generate_preferences: GeneratePreferencesConfig = Field(default_factory=GeneratePreferencesConfig)
+    rejection_sampling: RejectionSamplingConfig = Field(default_factory=RejectionSamplingConfig)
     verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)

@@ -22,7 +22,7 @@ from errors import DataError
 from pipeline.config import DatasetTaskConfig, DataSourceConfig, RunConfig
 from pipeline.tasks import ArithmeticTask
 
-__all__ = ["SFTRow", "PromptRow", "TaskData", "EpochSampler", "build_task_data", "load_rows"]
+__all__ = ["SFTRow", "PromptRow", "TaskData", "EpochSampler", "build_task_data", "load_rows", "load_demonstrations"]
 
 _LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -169,6 +169,11 @@ def _row_verifier(row: dict, source: DataSourceConfig, default: str, where: str)
         return ",".join(f"{k}={float(w):g}" for k, w in value.items())
     return str(value)
 
+
+def load_demonstrations(path: str | Path) -> list[SFTRow]:
+    """SFT rows `{prompt, response}` from a JSONL file (a rejection_sampling stage's output)."""
+    source = DataSourceConfig(path=str(path))
+    return [SFTRow(r["prompt"], str(r["response"])) for r in load_rows(source, required=("prompt", "response"))]
 
 
 def load_rows(source: DataSourceConfig, required: tuple[str, ...]) -> list[dict]:
