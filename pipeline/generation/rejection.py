@@ -9,7 +9,7 @@ did not) and have some text, up to `keep` distinct ones scoring at least `thresh
 best first (ties in sampling order).
 
 Writes `<output_dir>/rejection_sampling/`: demonstrations.jsonl (`{prompt, response, score}`),
-every sample with its score (`train.samples.jsonl`), metrics per chunk, summary.json; prints
+every sample with its score (`train.samples.jsonl`), counts per chunk (metrics.jsonl), summary.json; prints
 `{"stage": "rejection_sampling", "demonstrations": <that directory>, ...}`. The sft stage trains on
 it through `--input demonstrations=DIR` instead of the task's demonstrations.
 """

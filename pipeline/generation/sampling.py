@@ -5,7 +5,8 @@ resumes after its last full chunk and samples exactly what it would have.
 A chunk's prompts are `TaskData.rl_batch(chunk, chunk_size, stream)` (a stream of the stage's own,
 so its prompts are fresh for each run seed) and its sampling seed is a function of (run seed,
 stream, chunk). Each chunk appends one line per prompt to `<name>.samples.jsonl`: the prompt, its
-reference and verifier, and every sample's text, score, status and reason (kept for inspection).
+reference and verifier, and every sample's text, score, status and reason (kept for inspection),
+and a row of counts to `metrics.jsonl` (the `train` stream) or `<name>.metrics.jsonl`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Sampler:
                                   max_new_tokens=r.max_new_tokens)
         identity = hashlib.sha256(json.dumps([
             config_hash(section), config_hash(cfg.task), config_hash(cfg.rollout), config_hash(cfg.verifiers),
-            config_hash(cfg.model), str(cfg.reward_model_path), init or cfg.model.name, cfg.seed,
+            config_hash(cfg.model), str(cfg.reward_model_path), _fingerprint(init or cfg.model.name), cfg.seed,
         ]).encode()).hexdigest()[:16]
         return cls(cfg, section, data, tokenizer, make_engine(r, tokenizer, model=model, model_path=source.path),
                    Scorer(cfg, names), sampling, identity, vocabulary_fingerprint(tokenizer))
@@ -108,7 +109,7 @@ def sample_streams(cfg: RunConfig, stage: str, init: str | None, inputs: Mapping
                  for name, (stream, count) in streams.items()}
     finally:
         sampler.close()
-    seconds = sum(r.get("time_s", 0.0) for name in streams for r in read_metrics(stage_dir / f"{name}.metrics.jsonl"))
+    seconds = sum(r.get("time_s", 0.0) for name in streams for r in read_metrics(_metrics_file(stage_dir, name)))
     return stage_dir, lines, round(seconds, 2)
 
 
@@ -130,7 +131,7 @@ def sampled_prompts(sampler: Sampler, stage_dir: Path, name: str, stream: str, c
     done = _chunks_done(progress_file, sampler.identity)
     # Lines of unfinished chunks (and a line cut short by a crash) are dropped.
     write_jsonl(samples_file, [line for line in read_metrics(samples_file) if line.get("chunk", chunks) < done])
-    log = MetricsLog(stage_dir / f"{name}.metrics.jsonl", resume_step=done)
+    log = MetricsLog(_metrics_file(stage_dir, name), resume_step=done)
     for chunk in range(done, chunks):
         started = time.perf_counter()
         rows = sampler.rows(stream, chunk, size)[: count - chunk * size]
@@ -152,6 +153,21 @@ def scored_candidates(samples: list[dict[str, Any]], usable: Callable[[dict[str,
         if s["score"] is not None and s["text"].strip() and usable(s) and s["text"] not in seen:
             seen[s["text"]] = s["score"]
     return list(seen.items())
+
+
+def _fingerprint(model: str) -> str:
+    """A model name, or for a directory its files' names, sizes and times: a policy retrained in
+    the same place is another policy, whose samples a resumed run must not reuse."""
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    return json.dumps([str(path.resolve())] + sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                                                     for f in path.rglob("*") if f.is_file()))
+
+
+def _metrics_file(stage_dir: Path, name: str) -> Path:
+    """The training stream's chunks log to metrics.jsonl, which the flow shows as the stage's table."""
+    return stage_dir / ("metrics.jsonl" if name == "train" else f"{name}.metrics.jsonl")
 
 
 def _chunks_done(progress_file: Path, identity: str) -> int:

@@ -82,5 +82,5 @@ def test_rounds_that_feed_themselves_generate_their_data_from_the_previous_best(
     demos = second["stages"]["rejection_sampling"]
     assert demos["demonstrations"] == str(out / "round-2" / "rejection_sampling") and demos["rows"] > 0
     assert second["model"] == second["stages"]["sft"]["model"] == str(out / "round-2" / "sft" / "final")
-    rs_log = (out / "round-2" / "rejection_sampling" / "train.metrics.jsonl").read_text()
+    rs_log = (out / "round-2" / "rejection_sampling" / "metrics.jsonl").read_text()
     assert len(result["rounds"]) == 2 and rs_log

@@ -75,7 +75,7 @@ def test_the_stage_writes_rows_the_preference_stages_read_and_resumes_by_chunk(t
     again = run_generate_preferences(cfg)
     assert (out / "train.samples.jsonl").read_text() == full
     assert {**again, "generation_seconds": 0} == {**result, "generation_seconds": 0}
-    assert [r["step"] for r in map(json.loads, (out / "train.metrics.jsonl").read_text().splitlines())] == [1, 2, 3]
+    assert [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3]
     # Another seed samples other prompts (a campaign's next round).
     other = run_generate_preferences(cfg.model_copy(update={"seed": 1, "output_dir": str(tmp_path / "other")}))
     other_prompts = {json.loads(line)["prompt"] for line in
@@ -98,3 +98,21 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, override, messa
     code = main(["--config", str(REPO / "configs" / "tiny.yaml"), f"output_dir={tmp_path}", override])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0] and err[0].startswith("error: ")
+
+
+def test_samples_of_another_policy_in_the_same_place_are_not_reused(tmp_path):
+    from pipeline.trainers.sft import train_sft
+
+    cfg = _cfg(tmp_path, "sft.steps=2")
+    policy = train_sft(cfg)["model"]
+    run_generate_preferences(cfg, init=policy)
+    samples = cfg.output_path / "generate_preferences" / "train.samples.jsonl"
+    first = samples.read_text()
+    # The policy is retrained where it was: the stage samples again instead of resuming.
+    train_sft(cfg.model_copy(update={"seed": 5, "output_dir": str(tmp_path / "other")}))
+    import shutil
+
+    shutil.rmtree(policy)
+    shutil.copytree(tmp_path / "other" / "sft" / "final", policy)
+    run_generate_preferences(cfg, init=policy)
+    assert samples.read_text() != first
