@@ -16,7 +16,8 @@ once) become one preference row:
 A prompt whose scored samples all score the same carries no preference: counted and skipped.
 
 Writes `<output_dir>/generate_preferences/`: train.jsonl and eval.jsonl (rows from `prompts` and
-`eval_prompts` prompts of streams of their own), every sample with its score and status
+`eval_prompts` prompts of streams of their own; a held-out prompt also drawn for training is
+dropped), every sample with its score and status
 (`*.samples.jsonl`), metrics per chunk, summary.json; prints `{"stage": "generate_preferences",
 "preferences": <that directory>, ...}`. The dpo, reward_model and kto stages read it through
 `--input preferences=DIR` instead of `preference.path`.
@@ -88,7 +89,10 @@ def run_generate_preferences(cfg: RunConfig, init: str | None = None,
     stage_dir, lines, seconds = sample_streams(cfg, STAGE, init, inputs, streams,
                                                lambda chunk: preference_rows(chunk, g.pairs)[1])
     train, counts = preference_rows(lines["train"], g.pairs)
-    held, held_counts = preference_rows(lines["eval"], g.pairs)
+    # A held-out prompt the training stream drew too (a small task, a small dataset) is not held out.
+    seen = {line["prompt"] for line in lines["train"]}
+    held, held_counts = preference_rows([line for line in lines["eval"] if line["prompt"] not in seen], g.pairs)
+    seen_too = len(lines["eval"]) - held_counts["prompts"]
     if not train:
         raise DataError(
             f"{STAGE}: none of {counts['prompts']} prompts gave a preference row: the K="
@@ -98,12 +102,14 @@ def run_generate_preferences(cfg: RunConfig, init: str | None = None,
         )
     if not held:  # the preference stages measure held-out preference accuracy: they need some
         raise DataError(
-            f"{STAGE}: none of the {held_counts['prompts']} held-out prompts gave a preference row (the samples of "
-            f"{held_counts['skipped_equal']} all scored the same); raise {STAGE}.eval_prompts"
+            f"{STAGE}: none of the {len(lines['eval'])} held-out prompts gave a preference row ({seen_too} were "
+            f"drawn for training too, the samples of {held_counts['skipped_equal']} all scored the same); raise "
+            f"{STAGE}.eval_prompts"
         )
     write_jsonl(stage_dir / "train.jsonl", train)
     write_jsonl(stage_dir / "eval.jsonl", held)
     summary = {**counts, "eval_rows": held_counts["rows"], "eval_skipped_equal": held_counts["skipped_equal"],
+               "eval_dropped_as_seen": seen_too,
                "pairs_kind": g.pairs, "generation_seconds": seconds}
     (stage_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return {"preferences": str(stage_dir), **summary}

@@ -116,3 +116,16 @@ def test_samples_of_another_policy_in_the_same_place_are_not_reused(tmp_path):
     shutil.copytree(tmp_path / "other" / "sft" / "final", policy)
     run_generate_preferences(cfg, init=policy)
     assert samples.read_text() != first
+
+
+def test_held_out_prompts_the_training_stream_also_drew_are_dropped(tmp_path):
+    # 2 operands of 0..3 and one operation: 16 problems, so 8 training and 8 held-out prompts overlap.
+    cfg = _cfg(tmp_path, "task.max_operand=3", "task.operations=['+']", "task.sft_size=0", "task.eval_size=1",
+               "generate_preferences.eval_prompts=8")
+    result = run_generate_preferences(cfg)
+    out = cfg.output_path / "generate_preferences"
+    train = {json.loads(line)["prompt"] for line in (out / "train.samples.jsonl").open()}
+    drawn = [json.loads(line)["prompt"] for line in (out / "eval.samples.jsonl").open()]
+    held = {json.loads(line)["prompt"] for line in (out / "eval.jsonl").open()}
+    assert result["eval_dropped_as_seen"] == sum(p in train for p in drawn) > 0
+    assert held and not held & train
