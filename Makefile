@@ -6,7 +6,8 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-rlhf
+.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-rlhf \
+	bench-iterative-dpo bench-rejection-sampling bench-composite-format bench-dynamic-sampling bench-judge
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,3 +51,18 @@ bench-sandbox: docker-ready
 
 bench-rlhf: setup
 	$(PY) bench/rlhf.py $(ARGS)
+
+bench-iterative-dpo: setup
+	$(PY) bench/iterative_dpo.py $(ARGS)
+
+bench-rejection-sampling: setup
+	$(PY) bench/rejection_sampling.py $(ARGS)
+
+bench-composite-format: setup
+	$(PY) bench/composite_format.py $(ARGS)
+
+bench-dynamic-sampling: setup
+	$(PY) bench/dynamic_sampling.py $(ARGS)
+
+bench-judge: setup
+	$(PY) bench/judge.py $(ARGS)
