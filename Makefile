@@ -6,8 +6,8 @@ PY     := $(VENV)/bin/python
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-rlhf \
-	bench-iterative-dpo bench-rejection-sampling bench-composite-format bench-dynamic-sampling bench-judge
+.PHONY: setup run serve test docker-ready chromium-ready bench-learning bench-grpo-step bench-math bench-sandbox bench-humaneval \
+	bench-rlhf bench-iterative-dpo bench-rejection-sampling bench-composite-format bench-dynamic-sampling bench-judge
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-math: setup
 
 bench-sandbox: docker-ready
 	$(PY) bench/sandbox.py $(ARGS)
+
+bench-humaneval: docker-ready
+	$(PY) bench/humaneval.py $(ARGS)
 
 bench-rlhf: setup
 	$(PY) bench/rlhf.py $(ARGS)

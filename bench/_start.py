@@ -25,19 +25,19 @@ def sft_model(config: str, seed: int, out: Path) -> str:
 
 
 def run_campaign(config: str, overrides: list[str], rounds: int, init: str) -> list[dict[str, Any]]:
-    """A campaign of `rounds` rounds from `init` (the real flow, stages as subprocesses); each round's
-    stage results and best accuracy."""
+    """A campaign of `rounds` rounds from `init` (the real flow, stages as subprocesses), every round
+    promoted (gates.margin=-1), so each starts from the previous round's best; each round's stage
+    results and best held-out accuracy."""
     os.environ.setdefault("PREFECT_HOME", str(REPO / "bench" / "out" / "prefect"))
     from flows.campaign import campaign_flow
     from flows.execution import ExecutionConfig
-    from pipeline.config import CampaignConfig, load_config
+    from pipeline.config import load_config
 
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, [*overrides, f"campaign.rounds={rounds}", f"campaign.init={init}", "gates.margin=-1"])
     os.chdir(REPO)  # stages run as `python -m pipeline...`
-    result = campaign_flow(cfg, CampaignConfig(rounds=rounds, init=init),
-                           ExecutionConfig(concurrency_limit=None, retries=0))
+    campaign_flow(config=cfg, execution=ExecutionConfig(concurrency_limit=None, retries=0))
     out = []
-    for r in result["rounds"]:
-        summary = json.loads((Path(r["output_dir"]) / "round.json").read_text())
-        out.append({"round": r["round"], "accuracy": r["metric"], "stages": summary["stages"]})
+    for index in range(1, rounds + 1):
+        summary = json.loads((cfg.output_path / f"round-{index}" / "round.json").read_text())
+        out.append({"round": index, "accuracy": summary["best"]["metric"], "stages": summary["stages"]})
     return out

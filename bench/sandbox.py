@@ -1,6 +1,6 @@
 """Code sandbox throughput: the warm pool against a fresh container per program, and a crash test.
 
-    python bench/sandbox.py [--programs 200] [--pool-size 4] [--timeout 0.5] [--loop-share 0.05]
+    python bench/sandbox.py [--programs 200] [--pool-size 4] [--timeout 0.5] [--loop-share 0.05] [--cost-rounds 3]
     python bench/sandbox.py crash [--jobs 1000] [--kills 20]
 
 Throughput (the default): generates `programs` programs (seeded) across ten small tasks, both
@@ -12,17 +12,23 @@ limits, the same harness and the same concurrency (`pool-size` threads):
   remove), `pool-size` at a time.
 Prints programs per second for both, and every verdict that differs from the expected status.
 The target is at least 50 programs/s for the warm pool on 2 cores, with every verdict right.
+Tests run in a trusted process of their own (the default isolation, "process"); the cost of that
+second process is measured on the warm pool with the mix's tests jobs that end by themselves,
+run with isolation "shared" and "process" in alternating rounds: programs/s with the pool's
+concurrency, and, one job at a time, the latency and the CPU (program and tests together) per job.
 
 crash: runs `jobs` jobs in child processes that each start a pool and are SIGKILLed at a random
 moment (a seeded delay), `kills` times; then starts a new pool, which must find and remove every
-container the dead children left, and checks that no labelled container remains.
+container the dead children left, and checks that none of their containers remains.
 Exits 1 when a verdict is wrong or a container is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import statistics
 import random
 import signal
 import subprocess
@@ -36,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from sandbox.client import connect  # noqa: E402
 from sandbox.config import JobLimits, SandboxConfig  # noqa: E402
-from sandbox.container import LABEL, Container, owner_id  # noqa: E402
+from sandbox.container import LABEL, OWNER_LABEL, Container, owner_id  # noqa: E402
 from sandbox.runner import FAIL, PASS, SYNTAX_ERROR, TIMEOUT, IOCase, Job, SandboxPool  # noqa: E402
 
 # (correct source, wrong source, name, [(args, result)]): the tests-kind tasks. Each wrong
@@ -130,6 +136,7 @@ def throughput(args) -> int:
         results = pool.run_many([job for job, _ in jobs])
         warm_s = time.perf_counter() - start
         warm_stats = dict(pool.stats)
+        cost_wrong = isolation_cost(pool, jobs, args.cost_rounds) if args.cost_rounds else 0
     warm_wrong = _check("warm", results, jobs)
     print(f"warm pool:  {len(jobs) / warm_s:6.1f} programs/s ({warm_s:.2f} s), wrong verdicts {warm_wrong}, "
           f"pool stats {warm_stats}")
@@ -162,7 +169,36 @@ def throughput(args) -> int:
           f"{len(jobs) / floor_s if floor_s else float('inf'):.0f} programs/s with this mix and deadline")
     print(f"warm / fresh: {rate / (len(fresh_jobs) / fresh_s):.1f}x; target >= 50 programs/s warm with every "
           f"verdict right: {'met' if rate >= 50 and warm_wrong == 0 else 'NOT met'}")
-    return 1 if warm_wrong or fresh_wrong else 0
+    return 1 if warm_wrong or fresh_wrong or cost_wrong else 0
+
+
+def isolation_cost(pool: SandboxPool, jobs: list[tuple[Job, str]], rounds: int) -> int:
+    """The second process's cost: the mix's tests jobs that end by themselves (no infinite loops),
+    with the tests in the program's interpreter ("shared") and in their own process ("process"),
+    in alternating rounds so both meet the same load. Returns the number of wrong verdicts."""
+    tests = [(job, want) for job, want in jobs if job.kind == "tests" and want != TIMEOUT]
+    seen: dict[str, dict[str, list[float]]] = {iso: {"rate": [], "latency": [], "cpu": []} for iso in ("shared", "process")}
+    wrong = 0
+    for _ in range(rounds):
+        for isolation, numbers in seen.items():
+            batch = [(dataclasses.replace(job, isolation=isolation), want) for job, want in tests]
+            start = time.perf_counter()
+            results = pool.run_many([job for job, _ in batch])
+            numbers["rate"].append(len(batch) / (time.perf_counter() - start))
+            wrong += _check(isolation, results, batch)
+            one_at_a_time = [pool.run(job) for job, _ in batch]
+            wrong += _check(isolation, one_at_a_time, batch)
+            numbers["latency"].extend(r.wall_s for r in one_at_a_time)
+            numbers["cpu"].extend(r.cpu_s for r in one_at_a_time)
+    row = {iso: (statistics.median(n["rate"]), 1000 * statistics.mean(n["latency"]), 1000 * statistics.mean(n["cpu"])) for iso, n in seen.items()}
+    print(f"isolation cost, {len(tests)} tests jobs x {rounds} rounds (median programs/s with the pool; "
+          "mean latency and CPU per job, one at a time):")
+    for isolation, (rate, latency, cpu) in row.items():
+        print(f"  {isolation:8s} {rate:6.1f} programs/s   {latency:6.1f} ms latency   {cpu:6.1f} ms CPU")
+    (rate_s, lat_s, cpu_s), (rate_p, lat_p, cpu_p) = row["shared"], row["process"]
+    print(f"  the second process costs {lat_p - lat_s:+.1f} ms latency and {cpu_p - cpu_s:+.1f} ms CPU per job; "
+          f"throughput x{rate_p / rate_s:.2f}")
+    return wrong
 
 
 _CHILD = """
@@ -178,14 +214,24 @@ for i in itertools.count():
 """
 
 
-def labelled(client) -> list[dict]:
-    return client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
+def labelled(client, owners: set[int]) -> list[dict]:
+    """Sandbox containers whose owner is one of these processes (the daemon may be shared with
+    other users' pools, which come and go meanwhile)."""
+    wanted = {str(pid) for pid in owners}
+    infos = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
+    # the owner label reads host:pid:start-time (sandbox.container.owner_id)
+    return [i for i in infos if _owner_pid(i) in wanted]
+
+
+def _owner_pid(info: dict) -> str:
+    fields = (info.get("Labels") or {}).get(OWNER_LABEL, "").split(":")
+    return fields[1] if len(fields) == 3 else ""
 
 
 def crash(args) -> int:
     rng = random.Random(args.seed)
     client = connect()
-    before = len(labelled(client))
+    children: set[int] = set()
     jobs_done = 0
     start = time.perf_counter()
     k = 0
@@ -194,6 +240,7 @@ def crash(args) -> int:
             [sys.executable, "-c", _CHILD.format(repo=str(REPO), pool_size=args.pool_size)],
             stdout=subprocess.PIPE, text=True,
         )
+        children.add(child.pid)
         target = max(args.jobs - jobs_done, 8) / max(args.kills - k, 1)
         done_here = 0
         if k % 5 == 4:
@@ -213,13 +260,13 @@ def crash(args) -> int:
         child.stdout.close()
         jobs_done += done_here
         k += 1
-        print(f"kill {k}: child SIGKILLed after {done_here} jobs; labelled containers now "
-              f"{len(labelled(client)) - before}")
+        print(f"kill {k}: child SIGKILLed after {done_here} jobs; its containers now "
+              f"{len(labelled(client, children))}")
     time.sleep(args.settle)
-    left_before_start = len(labelled(client)) - before
+    left_before_start = len(labelled(client, children))
     pool = SandboxPool(SandboxConfig(pool_size=1)).start()  # its start removes the orphans
     pool.close()
-    left = len(labelled(client)) - before
+    left = len(labelled(client, children))
     print(f"{jobs_done} jobs in {k} killed children ({time.perf_counter() - start:.0f} s); "
           f"containers left after the kills: {left_before_start} (the daemon auto-removes most), "
           f"after the next pool start: {left}")
@@ -235,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=0.5, help="wall-clock deadline per run, seconds")
     parser.add_argument("--loop-share", type=float, default=0.05, help="share of infinite-loop programs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cost-rounds", type=int, default=3, help="rounds of the isolation-cost measurement (0: skip)")
     parser.add_argument("--jobs", type=int, default=1000, help="crash: jobs to run across the killed children")
     parser.add_argument("--kills", type=int, default=20, help="crash: children to start and SIGKILL")
     parser.add_argument("--settle", type=float, default=2.0, help="crash: seconds before the next pool starts")

@@ -19,6 +19,8 @@ __all__ = [
     "stage_summary_markdown",
     "campaign_table",
     "publish_stage_artifacts",
+    "guard_markdown",
+    "publish_guard_artifact",
     "publish_campaign_artifact",
 ]
 
@@ -121,11 +123,16 @@ def stage_summary_markdown(stage: str, result: dict[str, Any], rows: list[dict[s
     return "\n\n".join(parts) + "\n"
 
 
-def campaign_table(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per round: its best stage, the held-out metric, the gain, the checkpoint."""
-    return [{"round": r["round"], "best_stage": r["best_stage"], "accuracy": _round(r["metric"]),
-             "gain": None if r["gain"] is None else _round(r["gain"]), "checkpoint": r["checkpoint"],
-             "flow_run": r.get("flow_run")} for r in rounds]
+def campaign_table(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per registry decision (the start, each round's promotion or rejection, rollbacks):
+    the held-out metric and the other gate measurements, the reasons of a rejection."""
+    rows = []
+    for entry in history:
+        metrics = entry.get("metrics") or {}
+        rows.append({"round": entry.get("round"), "decision": entry["event"], "version": entry.get("version"),
+                     **{k: _round(v) for k, v in metrics.items()},
+                     "reasons": "; ".join(entry.get("reasons", [])) or None, "checkpoint": entry.get("checkpoint")})
+    return rows
 
 
 def publish_stage_artifacts(stage: str, stage_dir: Path, result: dict[str, Any]) -> None:
@@ -147,7 +154,24 @@ def publish_stage_artifacts(stage: str, stage_dir: Path, result: dict[str, Any])
                              description=f"{stage}: summary")
 
 
-def publish_campaign_artifact(rounds: list[dict[str, Any]], key: str | None = None) -> None:
+def publish_campaign_artifact(history: list[dict[str, Any]], key: str | None = None) -> None:
     from prefect.artifacts import create_table_artifact
 
-    create_table_artifact(campaign_table(rounds), key=key, description="campaign: held-out accuracy per round")
+    create_table_artifact(campaign_table(history), key=key,
+                          description="campaign: the model registry's decisions (promoted, rejected) per round")
+
+
+def guard_markdown(stage: str, reason: str, rows: list[dict[str, Any]]) -> str:
+    """Why a run-health guard stopped a stage, with the last logged step."""
+    parts = [f"# {stage} stopped by a run-health guard", reason.split(": ", 1)[-1] if "exited with code" in reason else reason]
+    if rows:
+        last = metrics_table(rows)[-1]
+        parts.append("## Last step\n\n" + _md_table([{"metric": k, "value": v} for k, v in last.items()]))
+    return "\n\n".join(parts) + "\n"
+
+
+def publish_guard_artifact(stage: str, stage_dir: Path, reason: str) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    rows = read_metrics(Path(stage_dir) / "metrics.jsonl")
+    create_markdown_artifact(guard_markdown(stage, reason, rows), description=f"{stage}: stopped by a run-health guard")

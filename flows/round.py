@@ -26,14 +26,15 @@ from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
-from errors import PipelineError
-from flows.artifacts import publish_stage_artifacts
+from errors import EXIT_RUN_HEALTH, PipelineError
+from flows.artifacts import publish_guard_artifact, publish_stage_artifacts
 from flows.execution import ExecutionConfig
 from flows.launch import StageFailed, quiet_expected_failures, run_stage_subprocess, stage_command
+from flows.presets import Override, Preset, resolve_config
 from pipeline.config import RunConfig
 from pipeline.stages import STAGES, stage_spec
 
-__all__ = ["round_flow", "stage_cache_key", "best_of_round", "ROUND_COMPLETED"]
+__all__ = ["round_flow", "stage_cache_key", "stage_result", "best_of_round", "write_config", "ROUND_COMPLETED"]
 
 ROUND_COMPLETED = "rlvr.round.completed"
 quiet_expected_failures()
@@ -51,6 +52,10 @@ def _fingerprint(path: str | None) -> str:
     return hashlib.sha256(json.dumps([str(Path(path).resolve()), entries]).encode()).hexdigest()
 
 
+# Settings that change how a run is watched or ordered, never what a stage computes.
+_NOT_COMPUTED = {"stages", "campaign", "guards", "report_to"}
+
+
 def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     """(stage, its config, its input checkpoints). The config sections of *other* stages (`grpo`
     for SFT), unless it reads them, and the stage list are left out: changing GRPO's learning rate
@@ -59,7 +64,7 @@ def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     config: RunConfig = parameters["config"]
     spec = stage_spec(stage)
     others = {s.section for name, s in STAGES.items() if name != stage and s.section} - {spec.section, *spec.reads}
-    dump = config.model_dump(mode="json", exclude={"stages", *others})
+    dump = config.model_dump(mode="json", exclude={*_NOT_COMPUTED, *others})
     outputs = parameters.get("outputs", {})
     inputs = {"init": parameters.get("init"), **(parameters.get("policies", {}) if spec.evaluates else {}),
               **{k: outputs[k] for k in spec.consumes if k in outputs}}
@@ -86,13 +91,18 @@ def run_stage(stage: str, config: RunConfig, config_file: str, init: str | None,
     logger.info("launching %s", " ".join(cmd))
     slot = (concurrency(execution.concurrency_limit, occupy=1, lease_duration=_LEASE_S)
             if execution.concurrency_limit else nullcontext())
-    with slot:
-        result = run_stage_subprocess(cmd, execution.stage_timeout_s, log_line=logger.info)
+    try:
+        with slot:
+            result = run_stage_subprocess(cmd, execution.stage_timeout_s, log_line=logger.info)
+    except StageFailed as failure:
+        if failure.returncode == EXIT_RUN_HEALTH:  # the UI shows why the stage stopped, beside its metrics
+            publish_guard_artifact(stage, config.output_path / spec.directory, str(failure))
+        raise
     publish_stage_artifacts(stage, config.output_path / spec.directory, result)
     return result
 
 
-def _stage_result(stage: str, config: RunConfig, execution: ExecutionConfig,
+def stage_result(stage: str, config: RunConfig, execution: ExecutionConfig,
                   **kwargs: Any) -> dict[str, Any]:
     options = dict(name=stage, task_run_name=stage, retries=execution.retries,
                    retry_delay_seconds=execution.retry_delay_s, retry_condition_fn=_retry_condition)
@@ -116,17 +126,34 @@ def best_of_round(evaluation: dict[str, Any] | None, policies: dict[str, str]) -
     return best
 
 
-@flow(name="round", persist_result=True)
-def round_flow(config: RunConfig, init: str | None = None,
-               execution: ExecutionConfig = ExecutionConfig()) -> dict[str, Any]:
-    """One round of the configured stages, in order. Returns each stage's result, the round's
-    final policy and its best policy by held-out accuracy."""
-    specs = [(name, stage_spec(name)) for name in config.stages]  # an unknown stage fails before any runs
-    logger = get_run_logger()
+def write_config(config: RunConfig) -> Path:
+    """The config every stage process of a run reads: <output_dir>/config.yaml."""
     out = config.output_path
     out.mkdir(parents=True, exist_ok=True)
     config_file = out / "config.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return config_file
+
+
+@flow(name="round", persist_result=True)
+def round_flow(preset: Preset = "tiny", overrides: list[Override] = [],  # noqa: B006 (never mutated)
+               config: RunConfig | None = None, init: str | None = None,
+               execution: ExecutionConfig = ExecutionConfig()) -> dict[str, Any]:
+    """One round of the configured stages, in order. Returns each stage's result, the round's
+    final policy and its best policy by held-out accuracy.
+
+    Args:
+        preset: a shipped config (configs/PRESET.yaml) to start from
+        overrides: changes on top of it, one `key.sub=value` each, as on the command line (e.g. grpo.lr=1e-4)
+        config: the full typed config; when given, it replaces the preset (the overrides still apply)
+        init: the model the round's first stage starts from; default: the config's model.name
+        execution: how the stages run (time limit, retries, concurrency limit, launcher)
+    """
+    config = resolve_config(preset, overrides, config)  # a bad override stops the run here, not retried
+    specs = [(name, stage_spec(name)) for name in config.stages]  # an unknown stage fails before any runs
+    logger = get_run_logger()
+    out = config.output_path
+    config_file = write_config(config)
 
     results: dict[str, Any] = {}
     start = init or config.model.name
@@ -134,7 +161,7 @@ def round_flow(config: RunConfig, init: str | None = None,
     policies: dict[str, str] = {}  # stage -> the policy it produced, in order
     outputs: dict[str, str] = {}  # other products (e.g. "reward_model") for later stages
     for name, spec in specs:
-        result = _stage_result(name, config, execution, config_file=str(config_file), init=policy,
+        result = stage_result(name, config, execution, config_file=str(config_file), init=policy,
                                policies=dict(policies) or {"init": start}, outputs=dict(outputs))
         results[name] = result
         if "model" in spec.produces and result.get("model"):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo, field_validator
 from pydantic_core import core_schema
 
 from errors import ConfigError
@@ -39,8 +39,12 @@ __all__ = [
     "VerifiersConfig",
     "EvalConfig",
     "GuardsConfig",
+    "SFTLikelihoodGuardSet",
+    "TaskGuardSet",
+    "GatesConfig",
     "RunConfig",
     "load_config",
+    "config_from_dict",
     "apply_overrides",
     "config_hash",
     "CampaignConfig",
@@ -83,9 +87,20 @@ def _known_stage(name: str, info: ValidationInfo) -> str:
 StageName = Annotated[str, _StageNameType]
 
 
+def _unions_as_any_of(schema: dict[str, Any]) -> None:
+    """Write each "one of several kinds" field as `anyOf`: the Prefect UI draws an `anyOf` as a
+    choice of forms (it leaves `oneOf` + discriminator as a raw JSON box); the `kind` / `backend`
+    constants still tell the choices apart when the server validates."""
+    for prop in schema.get("properties", {}).values():
+        for node in (prop, prop.get("items") or {}):
+            if "oneOf" in node:
+                node["anyOf"] = node.pop("oneOf")
+                node.pop("discriminator", None)
+
+
 class _Strict(BaseModel):
     # A misspelt key is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_unions_as_any_of)
 
 
 class TinyModelConfig(_Strict):
@@ -194,7 +209,19 @@ class DatasetTaskConfig(_Strict):
     seed: int = Field(1234, description="Seed for the held-out carve")
 
 
-TaskConfig = Annotated[Union[ArithmeticTaskConfig, DatasetTaskConfig], Field(discriminator="kind")]
+def _kind_or(default: str, key: str = "kind"):
+    """A discriminator that reads `key` and takes `default` when it goes unsaid."""
+
+    def tag(value: Any) -> str:
+        return value.get(key, default) if isinstance(value, dict) else getattr(value, key, default)
+
+    tag.__name__ = key  # pydantic names it in its message: "found using kind()"
+    return Discriminator(tag)
+
+
+# The built-in task's kind may go unsaid.
+TaskConfig = Annotated[Union[Annotated[ArithmeticTaskConfig, Tag("arithmetic")], Annotated[DatasetTaskConfig, Tag("dataset")]],
+                       _kind_or("arithmetic")]
 
 
 class _RolloutBase(_Strict):
@@ -215,7 +242,7 @@ class HFRolloutConfig(_RolloutBase):
 
 
 # One of several engines, by `backend`; each brings its own fields.
-RolloutConfig = Annotated[Union[HFRolloutConfig], Field(discriminator="backend")]
+RolloutConfig = Annotated[Union[Annotated[HFRolloutConfig, Tag("hf")]], _kind_or("hf", "backend")]
 
 
 class _OptimConfig(_Strict):
@@ -448,19 +475,101 @@ class EvalConfig(_Strict):
 
 
 class GuardsConfig(_Strict):
-    """Run-health guards: a stage stops with the guard's reason (exit 3, never retried) when a
-    measure stays past its threshold over the last `window` steps. The defaults never fire on a
-    healthy run; None switches a guard off."""
+    """Run-health guards: a stage stops with the guard's reason (exit 3, never retried; its
+    checkpoints stay) when a step measure, averaged over the last `window` steps, passes its
+    threshold. None switches a guard off. The two guards on by default (masked verdicts, steps
+    without any signal) and the non-finite check never fire on a healthy run; the others are off
+    until a run sets them."""
 
+    window: int = Field(20, ge=1, le=100_000, description="Steps the guards average over (they wait for a full window)")
     masked_share: float | None = Field(
-        0.5, gt=0, le=1, description="Stop when more than this share of the verdicts of the last `window` steps "
-        "was masked (timeout or error): the verifier is broken, not the model wrong"
+        0.5, gt=0, le=1, description="Stop when more than this share of the verdicts was masked (timeout or "
+        "error): the verifier is broken, not the model wrong"
     )
     no_signal_share: float | None = Field(
-        0.95, gt=0, le=1, description="Stop when more than this share of the last `window` steps kept no group "
-        "with a learning signal (GRPO: every group's rewards equal, or masked)"
+        0.95, gt=0, le=1, description="Stop when more than this share of the steps kept no group with a "
+        "learning signal (GRPO: every group's rewards equal, or masked)"
     )
-    window: int = Field(20, ge=1, le=100_000, description="Steps the guards look back over (they wait for a full window)")
+    no_signal_group_share: float | None = Field(
+        None, gt=0, le=1, description="Stop when more than this share of the groups carried no learning signal "
+        "(GRPO; a softer form of no_signal_share)"
+    )
+    truncated_share: float | None = Field(
+        None, gt=0, le=1, description="Stop when more than this share of the completions ran out of "
+        "rollout.max_new_tokens (rambling, or a length budget too small)"
+    )
+    kl_max: float | None = Field(
+        None, gt=0, description="Stop when the logged KL to the reference (GRPO: per token; PPO: per sequence) "
+        "averages above this: the policy drifts away"
+    )
+    reward_drop: float | None = Field(
+        None, gt=0, description="Stop when the mean reward falls more than this below its best (both averaged "
+        "over the window): reward collapse"
+    )
+    nonfinite: bool = Field(
+        True, description="Stop at the first step whose loss or gradient norm is NaN or infinite: the weights "
+        "are poisoned from then on (no window)"
+    )
+
+
+class SFTLikelihoodGuardSet(_Strict):
+    """A guard evaluation set: the mean token log-likelihood of the task's SFT demonstrations, the
+    alignment tax of RL on them (higher is better)."""
+
+    kind: Literal["sft_likelihood"] = "sft_likelihood"
+    name: str = Field("sft_likelihood", min_length=1, description="Name in the registry and the gate's report")
+    tolerance: float = Field(0.1, ge=0, description="Largest drop (nats per token) below the promoted model's value")
+    limit: int = Field(256, ge=1, description="Demonstrations measured")
+
+
+class TaskGuardSet(_Strict):
+    """A guard evaluation set: held-out accuracy on a second task or dataset, with its verifier."""
+
+    kind: Literal["task"] = "task"
+    name: str = Field(..., min_length=1, description="Name in the registry and the gate's report")
+    task: TaskConfig = Field(..., description="The second task (its held-out split is measured)")
+    tolerance: float = Field(0.02, ge=0, le=1, description="Largest drop in accuracy below the promoted model's")
+
+
+GuardSetConfig = Annotated[Union[SFTLikelihoodGuardSet, TaskGuardSet], Field(discriminator="kind")]
+
+
+class GatesConfig(_Strict):
+    """When a campaign promotes a round's best model: the `gate` stage measures it, and every gate
+    must pass against the last promoted model (or, before any promotion, the model the campaign
+    started from)."""
+
+    margin: float = Field(
+        0.0, ge=-1, le=1, description="Held-out metric needed: the last promoted model's plus this"
+    )
+    guard_sets: list[GuardSetConfig] = Field(
+        default_factory=list, description="Evaluation sets on which no regression beyond their tolerance is allowed"
+    )
+    kl_max: float | None = Field(
+        None, gt=0, description="Largest KL (nats per token) from the reference, on samples of held-out prompts; None: no bound"
+    )
+    kl_reference: Literal["start", "promoted"] = Field(
+        "start", description="The KL's reference: the campaign's starting model, or the last promoted one"
+    )
+    kl_prompts: int = Field(64, ge=1, le=100_000, description="Held-out prompts sampled for the KL estimate")
+
+
+class CampaignConfig(_Strict):
+    """Rounds in a loop, unattended: each starts from the last promoted model; its best checkpoint
+    (by held-out accuracy) is promoted when it passes `gates`, else rejected and the next round
+    starts from the last promoted model again."""
+
+    rounds: int = Field(3, ge=1, le=1000, description="Rounds to run (K)")
+    patience: int | None = Field(
+        None, ge=1, description="Stop after this many rounds in a row without a promotion; None: run all rounds"
+    )
+    later_stages: list[StageName] | None = Field(
+        None, min_length=1, description="Stages of rounds 2..K (e.g. ['grpo', 'evaluate']); default: `stages`"
+    )
+    init: str | None = Field(None, description="Model the first round starts from; default: model.name of the config")
+    round_overrides: dict[int, list[str]] = Field(
+        default_factory=dict, description="Overrides (key.sub=value) for single rounds, by round number"
+    )
 
 
 class RunConfig(_Strict):
@@ -481,6 +590,13 @@ class RunConfig(_Strict):
     verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    campaign: CampaignConfig = Field(default_factory=CampaignConfig)
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers that get every metrics.jsonl row, through accelerate (tensorboard: "
+        "<output_dir>/tensorboard/<stage>; the others need their package: pip install rlvr-pipeline[trackers])",
+    )
     stages: list[StageName] = Field(
         default_factory=lambda: ["sft", "grpo", "evaluate"], min_length=1, description="Stages of a round"
     )
@@ -520,14 +636,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-# Sections that are one of several kinds: pydantic puts the kind's tag in an error's location.
-_UNIONS = ("task", "rollout")
+# Fields that are one of several kinds: pydantic puts the kind's tag in an error's location.
+_UNION_FIELDS = ("task", "rollout", "guard_sets")
+_UNION_TAGS = ("arithmetic", "dataset", "hf", "sft_likelihood", "task")
 
 
 def _describe(error: dict[str, Any]) -> str:
-    loc = list(error["loc"])
-    if len(loc) >= 2 and loc[0] in _UNIONS:
-        del loc[1]  # "task.arithmetic.eval_size" -> "task.eval_size"
+    loc: list[Any] = []
+    previous, skipped = None, False
+    for part in error["loc"]:
+        union_item = previous in _UNION_FIELDS or (isinstance(previous, int) and "guard_sets" in loc)
+        skipped = union_item and part in _UNION_TAGS and not skipped  # "task.arithmetic.x" -> "task.x"
+        if not skipped:
+            loc.append(part)
+        previous = part
     where = ".".join(str(p) for p in loc) or "(top level)"
     got = error.get("input")
     shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
@@ -555,10 +677,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     apply_overrides(data, list(overrides or []))
-    if isinstance(data.get("task"), dict):
-        data["task"].setdefault("kind", "arithmetic")  # the default task's kind may go unsaid
-    if isinstance(data.get("rollout"), dict):
-        data["rollout"].setdefault("backend", "hf")  # likewise the default engine
+    return config_from_dict(data, source, check_stages)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config", check_stages: bool = True) -> RunConfig:
+    """Validate a config given as plain data; a bad value raises ConfigError naming `source` and
+    the field path."""
     try:
         return RunConfig.model_validate(data, context={"check_stages": check_stages})
     except ValidationError as e:
@@ -572,15 +696,3 @@ def config_hash(model: BaseModel) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class CampaignConfig(_Strict):
-    """Rounds in a loop: each starts from the previous round's best checkpoint by held-out
-    accuracy; the loop stops after `rounds`, or as soon as a round gains less than `min_gain`."""
-
-    rounds: int = Field(3, ge=1, le=1000, description="Most rounds to run (K)")
-    min_gain: float = Field(
-        0.0, ge=0, le=1, description="Stop when a round improves the best held-out accuracy by less than this"
-    )
-    later_stages: list[StageName] | None = Field(
-        None, min_length=1, description="Stages of rounds 2..K (e.g. ['grpo', 'evaluate']); default: `stages`"
-    )
-    init: str | None = Field(None, description="Model the first round starts from; default: model.name of the config")

@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["MetricsLog", "read_metrics", "plot_metrics", "sample_metrics", "verifier_metrics", "masked_verdicts",
-           "refill_metrics", "component_keys"]
+           "refill_metrics", "component_keys", "check_trackers", "tracker_config"]
 
 
 class MetricsLog:
-    def __init__(self, path: Path, resume_step: int = 0, enabled: bool = True):
+    """Appends one JSON row per step to metrics.jsonl, and hands the row's numbers to `tracker`
+    (accelerate's `log`, which feeds TensorBoard / W&B / trackio / MLflow) when there is one."""
+
+    def __init__(self, path: Path, resume_step: int = 0, enabled: bool = True, tracker=None):
         self.path = Path(path)
         self.enabled = enabled
+        self.tracker = tracker
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,8 +36,13 @@ class MetricsLog:
     def log(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        plain = {k: _plain(v) for k, v in row.items()}
         with self.path.open("a") as f:
-            f.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+            f.write(json.dumps(plain) + "\n")
+        if self.tracker is not None:
+            numbers = {k: v for k, v in plain.items()
+                       if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.tracker(numbers, step=int(plain["step"]))
 
 
 def _plain(value: Any) -> Any:
@@ -42,6 +51,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+_TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow"}
+
+
+def check_trackers(names: list[str]) -> None:
+    """Every tracker in `report_to` must be installed: accelerate would silently drop a missing one."""
+    from accelerate.tracking import get_available_trackers
+
+    from errors import ConfigError
+
+    available = {str(t.value if hasattr(t, "value") else t) for t in get_available_trackers()}
+    missing = [n for n in names if n not in available]
+    if missing:
+        packages = " ".join(_TRACKER_PACKAGES.get(n, n) for n in missing)
+        raise ConfigError(f"field report_to: {', '.join(missing)} is not installed; pip install {packages} "
+                          "(or remove it from report_to)")
+
+
+def tracker_config(cfg) -> dict[str, Any]:
+    """The run config flattened to `section.field` scalars, as trackers store hyperparameters."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat[prefix] = value if isinstance(value, (bool, int, float, str)) or value is None else json.dumps(value)
+
+    walk("", cfg.model_dump(mode="json"))
+    return flat
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -99,14 +140,16 @@ def sample_metrics(acc, collected, keep) -> dict[str, Any]:
         len(verdicts), float(valid.sum()), sum(v.status == "timeout" for v in verdicts),
         sum(v.status == "error" for v in verdicts), float(ok_rewards.sum()), float((ok_rewards**2).sum()),
         float((ok_rewards > 0).sum()), sum(len(c) for c in rollouts.completion_ids), sum(rollouts.truncated),
-        float(keep.view(-1, rollouts.group_size).any(dim=1).sum()),
+        float(keep.view(-1, rollouts.group_size).any(dim=1).sum()), len(verdicts) // rollouts.group_size,
     ], dtype=torch.float64)
-    n, ok, timeout, error, r_sum, r_sq, correct, length, truncated, kept = acc.reduce(local.to(acc.device), "sum").tolist()
+    n, ok, timeout, error, r_sum, r_sq, correct, length, truncated, kept, groups = (
+        acc.reduce(local.to(acc.device), "sum").tolist())
     mean = r_sum / ok if ok else None
     return {
         "reward_mean": mean,
         "reward_std": ((r_sq - ok * mean**2) / (ok - 1)) ** 0.5 if ok > 1 else None,
         "accuracy": correct / ok if ok else None,
+        "groups": int(groups),
         "groups_kept": int(kept),
         "completion_len": length / n,
         "truncated_frac": truncated / n,

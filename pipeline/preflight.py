@@ -10,9 +10,11 @@ __all__ = ["check_inputs"]
 
 def check_inputs(cfg: RunConfig, init: str | None = None) -> None:
     from pipeline.data import build_task_data
+    from pipeline.metrics import check_trackers
     from pipeline.models import resolve_model
     from pipeline.scoring import Scorer
 
+    check_trackers(cfg.report_to)
     resolve_model(init or cfg.model.name, cfg.model)
     data = build_task_data(cfg)
     # The sampling stages may score with a verifier of their own (a judge, a composite).

@@ -38,8 +38,8 @@ class StageSpec:
     section: the RunConfig field holding the stage's settings; None when it has none.
     directory: the stage's folder under output_dir (metrics.jsonl, checkpoints, final/).
     consumes: artefacts of earlier stages of the round it takes as `--input NAME=DIR` when the
-        round has them (PPO: "reward_model"); without one it falls back on its config. The policy
-        always comes as `--init`.
+        round has them (PPO: "reward_model"; the gate: the "reference" a campaign gives it);
+        without one it falls back on its config. The policy always comes as `--init`.
     produces: keys of its result that name artefacts for later stages; "model" is the policy.
     reads: other config sections it reads too (they join its cache key: the reward model's path
         for PPO, `eval` for stages that evaluate as they train).
@@ -74,6 +74,9 @@ STAGES: dict[str, StageSpec] = {
                                     consumes=("reward_model",), produces=("demonstrations",), reads=("reward_model",),
                                     distributed=False),
     "evaluate": StageSpec("pipeline.evaluate", "eval", "eval", produces=(), evaluates=True, distributed=False),
+    # A campaign runs it on each round's best policy; it decides nothing itself (pipeline/gate.py).
+    "gate": StageSpec("pipeline.gate", "gates", "gate", consumes=("reference",), produces=(), reads=("eval", "sft"),
+                      distributed=False),
 }
 
 

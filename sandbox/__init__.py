@@ -5,8 +5,11 @@
         result = pool.run(Job("tests", "def f(x):\n    return x + 1", tests="assert f(1) == 2"))
 
 Layout: `config` (typed settings), `image` (builds the runner image, no registry), `container`
-(one container and its job channel, orphan cleanup), `runner` (the warm pool), `harness` and
-`driver` (the code that runs inside each container), `ensure-docker.sh` (daemon + image setup).
+(one container and its job channel, orphan cleanup), `runner` (the warm pool), `ensure-docker.sh`
+(daemon + image setup). Inside each container (standard library only, passed on its command line
+through `boot`): `harness` (PID 1: jobs in, verdicts out) and `runs` (its processes and resets),
+`driver` (the zygotes that fork every run), `server` (the program's side), `referee`, `remote` and
+`proxies` (the trusted process that runs the tests), and `wire` (the plain data that crosses).
 Names are imported on first use, so `import sandbox` loads neither the Docker SDK nor pydantic.
 """
 

@@ -31,8 +31,13 @@ logger = logging.getLogger(__name__)
 LABEL = "rlvr.sandbox"
 OWNER_LABEL = "rlvr.sandbox.owner"
 _HERE = Path(__file__).resolve().parent
-_HARNESS = (_HERE / "harness.py").read_text()
-_DRIVER = (_HERE / "driver.py").read_text()
+# The sources of the sandbox's modules, passed on the harness's command line (sandbox/boot.py), each
+# after those it imports: the image holds only Python.
+_BOOT = (_HERE / "boot.py").read_text()
+_MODULES = [
+    f"{name}={(_HERE / f'{name}.py').read_text()}"
+    for name in ("boot", "wire", "server", "proxies", "remote", "referee", "driver", "runs", "harness")
+]
 _STDERR_TAIL = 4000
 
 
@@ -133,7 +138,7 @@ class Container:
         )
         created = api.create_container(
             c.image,
-            command=["python3", "-I", "-X", "utf8", "-c", _HARNESS, _DRIVER],
+            command=["python3", "-I", "-X", "utf8", "-c", _BOOT, "harness", "--", *_MODULES],
             user=c.user,
             hostname="sandbox",
             working_dir="/tmp",

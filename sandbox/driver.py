@@ -1,22 +1,25 @@
-"""The driver: the zygote that starts every program run, and the first code of each run.
+"""The driver: the zygotes that start every run, and the first code of each run.
 
-The harness starts one zygote per container (`python3 -I -X utf8 -c <this source> CONTROL_FD`).
-For each run it sends the zygote a small spec (limits, work directory) and the run's descriptors;
-the zygote forks, reports the child's pid, waits for it and reports its exit status. The zygote
-never reads a job: the program, tests and nonce travel in a memfd only the child reads. So a run,
-forked from the zygote's memory, finds nothing of any other run there (forking the harness
-itself would hand each run a copy of earlier runs' programs and outputs). The zygote is
-non-dumpable, so no run can ptrace it or read its memory. Forking a warm interpreter instead of
-starting one is most of the warm pool's speed.
+The harness starts two zygotes per container (through boot.py, with the modules each role
+imports): role "program" forks the runs of programs, role "referee" forks the
+trusted processes that run tests against them (sandbox/referee.py). For each run the harness sends
+a zygote a small spec (limits, work directory) and the run's descriptors; the zygote forks,
+reports the child's pid, waits for it and reports its exit status. A zygote never reads a job: the
+program, tests and nonce travel in a memfd only the child reads. So a run, forked from the
+zygote's memory, finds nothing of any other run there (forking the harness itself would hand each
+run a copy of earlier runs' programs and outputs). Zygotes are non-dumpable, so no run can ptrace
+them or read their memory; a referee stays non-dumpable, a program's run becomes a normal process.
+Forking a warm interpreter instead of starting one is most of the warm pool's speed.
 
-In the child, `main` compiles the program, runs it, runs the tests after it, and writes one report
-line (with the run's nonce) to a descriptor the harness reads. A report is written only after the
-last test statement has run, so a program that exits early (`sys.exit(0)`, `os._exit(0)`, a fatal
-signal) leaves no report and is judged as not passing, whatever its exit status. A line without
-the nonce is ignored. What remains is inherent to running tests in the program's own interpreter:
-code written to inspect the driver's frames (where the nonce lives), or to change what the tests
-compute (an `__eq__` that always holds), runs with the same rights as the tests. The `io`
-reference kind, judged outside the program's process on its stdout alone, has no such gap.
+What a program's run does depends on the job:
+- "serve" (tests and call-based cases, the default): sandbox/server.py runs the program and
+  answers the referee's calls over a socket; the tests never enter the program's process.
+- "io": `run_program` runs the program once on its stdin; the harness compares its stdout.
+- "tests" (isolation "shared", an explicit opt-in): `run_program` runs the tests after the program in
+  the program's own interpreter. A report is written only after the last test statement has run,
+  so an early exit is never a pass; but code written to inspect the driver's frames (where the
+  nonce lives), or to change what the tests compute (an `__eq__` that always holds), runs with the
+  same rights as the tests. That is why it is not the default.
 
 Python 3.11 standard library only: this file runs inside the image.
 """
@@ -33,7 +36,7 @@ import signal
 import socket
 import sys
 
-__all__ = ["main", "zygote_main"]
+__all__ = ["main", "zygote_main", "run_program"]
 
 PASS, FAIL, SYNTAX_ERROR, RUNTIME_ERROR, MEMORY, BAD_TESTS = (
     "pass", "fail", "syntax_error", "runtime_error", "memory", "bad_tests"
@@ -65,24 +68,25 @@ def _describe(e: BaseException) -> str:
     return text[:1000]
 
 
-def main(job: dict, report_fd: int) -> None:
+def run_program(job: dict, report_fd: int) -> None:
     """Run one job ({"mode", "program", "tests", "partial", "nonce"}); ends the process."""
     nonce = job.pop("nonce")
     # The program may rebind any of these names; the driver keeps its own references.
-    write, _exit, run = os.write, os._exit, exec
+    write, _exit, run, dumps = os.write, os._exit, exec, json.dumps
     stdout, stderr = sys.stdout, sys.stderr
     builtins.exit = builtins.quit = _Quitter()  # the same in every run, whatever the harness's site did
 
-    def finish(status: str, exit_code: int, detail: str = "", **counts: int) -> None:
+    def finish(status: str, exit_code: int, detail: str = "", tamper: bool = False, **counts: int) -> None:
         for stream in (sys.stdout, sys.stderr, stdout, stderr):
             try:
                 stream.flush()
             except BaseException:
                 pass
-        # "NONCE STATUS PASSED TOTAL DETAIL-HEX": parsed by the harness, which trusts no other line.
-        line = f"{nonce} {status} {counts.get('passed', 0)} {counts.get('total', 0)} {detail.encode('utf-8', 'replace').hex()}\n"
+        # "NONCE done HEX-JSON": parsed by the harness, which trusts no other line.
+        report = {"status": status, "passed": counts.get("passed", 0), "total": counts.get("total", 0), "detail": detail,
+                  "flags": ["tamper"] if tamper else []}
         try:
-            write(report_fd, line.encode())
+            write(report_fd, f"{nonce} done {dumps(report).encode().hex()}\n".encode())
         except OSError:
             pass
         _exit(exit_code)  # no atexit handlers, no lingering threads: the program ran its course
@@ -131,7 +135,7 @@ def main(job: dict, report_fd: int) -> None:
     try:
         run(program, namespace)
     except SystemExit as e:
-        finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) before the tests ran", passed=0, total=total)
+        finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) before the tests ran", True, passed=0, total=total)
     except MemoryError as e:
         finish(MEMORY, 1, _describe(e), passed=0, total=total)
     except BaseException as e:
@@ -144,7 +148,7 @@ def main(job: dict, report_fd: int) -> None:
         try:
             run(code, namespace)
         except SystemExit as e:
-            finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) during the tests", passed=passed, total=total)
+            finish(FAIL, 1, f"the program exited (sys.exit({e.code!r})) during the tests", True, passed=passed, total=total)
         except MemoryError as e:
             finish(MEMORY, 1, _describe(e), passed=passed, total=total)
         except BaseException as e:
@@ -173,12 +177,19 @@ def _dumpable(value: int) -> None:
         raise OSError(ctypes.get_errno(), f"prctl(PR_SET_DUMPABLE, {value}) failed")
 
 
-def zygote_main(control_fd: int) -> None:
+def zygote_main(control_fd: int, role: str) -> None:
     """Serve fork requests on `control_fd` (a SOCK_SEQPACKET socket) until it closes.
 
-    Says b"ready" once. Request: JSON spec + descriptors [stdin, stdout, stderr, report, payload].
+    Says b"ready" once. Request: JSON spec + descriptors [stdin, stdout, stderr, report, payload]
+    and, for a program that serves a referee or for the referee, the socket between them.
     Replies: b"pid N" once forked, then b"exit STATUS CPU_SECONDS" once the child has ended."""
     _dumpable(0)
+    if role == "referee":
+        for name in _REFEREE_PRELOAD:  # the modules tests use most, imported once, not per job
+            try:
+                __import__(name)
+            except ImportError:
+                pass
     sock = socket.socket(fileno=control_fd)
     sock.send(b"ready")
     while True:
@@ -192,7 +203,7 @@ def zygote_main(control_fd: int) -> None:
         pid = os.fork()
         if pid == 0:
             sock.close()
-            _start_run(spec, fds)
+            _start_run(spec, fds, role)
         for fd in fds:
             os.close(fd)
         try:
@@ -203,19 +214,26 @@ def zygote_main(control_fd: int) -> None:
             os._exit(0)
 
 
-def _start_run(spec: dict, fds: list[int]) -> None:
+_REFEREE_PRELOAD = ("math", "re", "random", "collections", "itertools", "functools", "heapq", "string", "typing")
+
+
+def _start_run(spec: dict, fds: list[int], role: str) -> None:
     """In the forked child: descriptors, session, limits, environment; then the job. Never returns.
     The line "NONCE started" tells the harness the set-up worked: without it, a run that ends is
     the sandbox's failure, never the program's."""
     try:
         os.setsid()
-        # Copy above 100 first, so dup2 onto 0..3 cannot clobber a source.
+        # Copy above 100 first, so dup2 onto 0..4 cannot clobber a source.
         staged = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
         for target, src in enumerate(staged[:4]):
             os.dup2(src, target)  # stdin, stdout, stderr, report: inheritable
         with os.fdopen(staged[4], "rb") as f:
             job = marshal.loads(f.read())
-        os.closerange(4, max(os.sysconf("SC_OPEN_MAX"), 4096))
+        channel = None
+        if len(staged) > 5:
+            channel = 4
+            os.dup2(staged[5], channel)
+        os.closerange(5 if channel else 4, max(os.sysconf("SC_OPEN_MAX"), 4096))
         cpu = spec["cpu_s"]
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         mem = spec["memory_mb"] << 20
@@ -228,21 +246,39 @@ def _start_run(spec: dict, fds: list[int]) -> None:
         os.environ.update(
             {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         )
-        _dumpable(1)  # a normal process again: its own /proc, its oom_score_adj
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")  # if the container runs out of memory, the kernel kills the program first
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if role == "program":
+            _dumpable(1)  # a normal process again: its own /proc, its oom_score_adj
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")  # if the container runs out of memory, the kernel kills the program first
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        elif "random" in sys.modules:
+            sys.modules["random"].seed()  # as a fresh interpreter would: not the zygote's stream
         sys.stdin = sys.__stdin__ = open(0, "r", encoding="utf-8", errors="surrogateescape", closefd=False)
         sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="surrogateescape", closefd=False)
         sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
         os.write(3, f"{job['nonce']} started\n".encode())
+        if role == "program" and channel is not None:
+            # The program holds no report descriptor: its channel to the referee takes fd 3.
+            os.dup2(channel, 3)
+            os.close(channel)
+            channel = 3
     except BaseException:
         os._exit(126)
     try:
-        main(job, 3)
+        if role == "referee":
+            from sandbox import referee
+
+            referee.main(job, 3, channel)
+        elif job["mode"] == "serve":
+            from sandbox import server
+
+            server.serve(job, channel)
+        else:
+            run_program(job, 3)
     finally:
-        os._exit(70)  # main ends the process itself; reaching here is a driver bug
+        os._exit(70)  # each of them ends the process itself; reaching here is a driver bug
 
 
-if __name__ == "__main__":
-    zygote_main(int(sys.argv[1]))
+def main(args: list[str], sources: dict[str, str]) -> None:
+    """A zygote: args are CONTROL_FD ROLE (boot.py starts it, with the modules its role imports)."""
+    zygote_main(int(args[0]), args[1])

@@ -1,8 +1,9 @@
 """Builds the sandbox's runner image locally, with no registry: a Debian minbase root file system
 with python3 (debootstrap), imported as an image (`docker import`).
 
-The image holds only the OS and the interpreter. The resident harness is passed to each container
-on its command line, so changing the harness never needs a rebuild. Bump `IMAGE`'s tag when the
+The image holds only the OS and the interpreter. The sandbox's own code (the harness, the zygotes'
+driver, the referee...) is passed to each container on its command line (sandbox/boot.py), so
+changing it never needs a rebuild. Bump `IMAGE`'s tag when the
 recipe below changes. Run `python -m sandbox.image` to build it when missing (sandbox/ensure-docker.sh
 does, before the tests).
 """

@@ -1,6 +1,6 @@
 """The warm container pool: jobs in, `JobResult`s out, spread over containers that stay up.
 
-A job is a program plus either Python tests run after it, or stdin/stdout cases. Each job goes
+A job is a program plus Python tests, call-based cases, or stdin/stdout cases. Each job goes
 to an idle container's resident harness (sandbox/harness.py), which runs it in a fresh directory
 and process group under its limits, then resets the container. A container that fails (no answer
 in time, a dead channel, a reset that did not converge) or has run `jobs_per_container` jobs is
@@ -44,6 +44,7 @@ __all__ = [
     "BAD_TESTS",
     "SANDBOX_ERROR",
     "STATUSES",
+    "TAMPER",
     "IOCase",
     "Job",
     "JobResult",
@@ -61,6 +62,7 @@ MEMORY = "memory"  # the program hit its memory limit
 BAD_TESTS = "bad_tests"  # the reference tests themselves do not compile: the data's fault
 SANDBOX_ERROR = "sandbox_error"  # the infrastructure failed, after retries: no judgement
 STATUSES = (PASS, FAIL, SYNTAX_ERROR, RUNTIME_ERROR, TIMEOUT, MEMORY, BAD_TESTS, SANDBOX_ERROR)
+TAMPER = "tamper"  # a result's flag: the program tried to game its tests
 
 
 @dataclass(frozen=True)
@@ -71,21 +73,35 @@ class IOCase:
 
 @dataclass(frozen=True)
 class Job:
-    """One program to judge. `kind` "tests": run `tests` (Python) after the program in the same
-    interpreter; "io": run the program once per case with its stdin, compare stdout."""
+    """One program to judge.
 
-    kind: Literal["tests", "io"]
+    - "tests": run `tests` (Python) against the program. With `isolation` "process" (the
+      default) the tests run in a trusted process of their own and reach the program's functions
+      and classes through proxies that carry plain data only (sandbox/referee.py); with "shared"
+      they run after the program in its interpreter, where a program can game them (an `__eq__`
+      that always holds, a trace hook, frames): only for tests that need the program's objects.
+    - "calls": call-based cases, `calls` = {"fn_name", "inputs", "outputs"} and optionally
+      "class_name" (see verifiers/code.py), compared in the trusted process.
+    - "io": run the program once per case with its stdin, compare its stdout."""
+
+    kind: Literal["tests", "calls", "io"]
     program: str
     tests: str = ""
     cases: tuple[IOCase, ...] = ()
+    calls: dict | None = None
+    isolation: Literal["process", "shared"] = "process"
     partial: bool = False
     limits: JobLimits = field(default_factory=JobLimits)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("tests", "io"):
-            raise ValueError(f"Job kind must be 'tests' or 'io', got {self.kind!r}")
+        if self.kind not in ("tests", "calls", "io"):
+            raise ValueError(f"Job kind must be 'tests', 'calls' or 'io', got {self.kind!r}")
         if self.kind == "io" and not self.cases:
             raise ValueError("an io job needs at least one case")
+        if self.kind == "calls" and not (self.calls and self.calls.get("inputs")):
+            raise ValueError("a calls job needs `calls` with at least one input")
+        if self.isolation not in ("process", "shared"):
+            raise ValueError(f"Job isolation must be 'process' or 'shared', got {self.isolation!r}")
 
     @property
     def runs(self) -> int:
@@ -97,6 +113,8 @@ class Job:
             "kind": self.kind,
             "program": self.program,
             "tests": self.tests,
+            "calls": self.calls,
+            "isolation": self.isolation,
             # Expected outputs travel as digests only: the harness never holds them (see harness.py).
             "cases": [{"stdin": c.stdin, "stdout_digest": output_digest(c.stdout)} for c in self.cases],
             "partial": self.partial,
@@ -115,6 +133,8 @@ class JobResult:
     cpu_s: float = 0.0
     wall_s: float = 0.0
     attempts: int = 1
+    # "tamper": the harness saw the program try to game its tests (the status is then a failure)
+    flags: tuple[str, ...] = ()
 
     @property
     def fraction(self) -> float:
@@ -256,6 +276,7 @@ class SandboxPool:
                 cpu_s=float(reply.get("cpu_s", 0.0)),
                 wall_s=float(reply.get("wall_s", 0.0)),
                 attempts=attempt,
+                flags=tuple(str(f) for f in reply.get("flags", ())),
             )
         self._count("sandbox_errors")
         return JobResult(SANDBOX_ERROR, passed=0, total=job.runs, detail="; ".join(reasons), attempts=attempts)

@@ -40,3 +40,24 @@ def small_overrides(out: Path) -> list[str]:
 @pytest.fixture
 def tiny_cfg(tmp_path) -> RunConfig:
     return load_config(REPO / "configs" / "tiny.yaml", small_overrides(tmp_path / "run"))
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch):
+    """`install(group, *entry_points)`: the given entry points replace the installed ones of that
+    group; every other group (fsspec's, transformers' own lookups) still sees the real ones."""
+    import importlib.metadata
+
+    real = importlib.metadata.entry_points
+    faked: dict[str, list] = {}
+
+    def entry_points(**kwargs):
+        group = kwargs.get("group")
+        return list(faked[group]) if group in faked else real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+    def install(group: str, *eps) -> None:
+        faked[group] = list(eps)
+
+    return install

@@ -4,14 +4,35 @@ sandbox (sandbox/) and rewards passing.
 The program is the last fenced python block of the completion (```python / ```py / ```python3),
 else the last untagged fenced block, else the whole text. A reference is one of
 
-    {"tests": "<python source>"}                          # run after the program; pass = it completes
+    {"tests": "<python source>"}                          # pass = every statement completes
+    {"fn_name": "solve", "inputs": [[arg, ...], ...], "outputs": [result, ...]}
     {"io": [{"stdin": "...", "stdout": "..."}, ...]}      # run per case; stdout compared, whitespace-normalised
 
-given as a dict or as its JSON text (a dataset column). Verdicts:
+given as a dict or as its JSON text (a dataset column).
+
+`tests` run in a trusted process of their own; they reach the program's functions and classes
+through proxies that carry plain data only, so a program cannot pass by returning an object that
+equals anything, by patching builtins, by walking frames or by exiting early (sandbox/referee.py
+says what the tests may do with a program's objects). `"isolation": "shared"` on the reference
+runs the tests inside the program's interpreter instead, as most harnesses do: it is gameable by
+exactly those tricks, and is only for tests that must share the program's objects.
+
+Call-based references (APPS / TACO / LiveCodeBench style) call `fn_name` with each input's
+arguments and compare the result with the output in the trusted process (tuples read as lists;
+an output wrapped in a one-element list, as in APPS and TACO, also matches its element). With
+`"class_name"`, each case calls the method `fn_name` of a fresh instance (LeetCode's `Solution`;
+a program without a top-level `fn_name` but with a `Solution` class is called that way too);
+without `fn_name`, each input is a design problem, `[operations, arguments]`, whose first
+operation constructs `class_name` and whose output lists each operation's result (None first).
+
+Verdicts:
 - pass: reward 1.0, status ok;
 - fail, syntax error, runtime error, timeout, memory-killed: the program's own fault, so status ok
-  with reward 0 (or, with `partial_credit`, the fraction of io cases or top-level asserts that
-  passed), and a reason naming the sandbox status;
+  with reward 0 (or, with `partial_credit`, the fraction of io cases, call cases or top-level
+  asserts that passed), and a reason naming the sandbox status;
+- a gaming attempt the sandbox saw (a result that compares equal to anything or disguises its
+  class, an exit before the tests finished, writing outside the protocol, killing or stopping the
+  test runner): reward 0 whatever the credit, the reason naming it, and the flag "tamper";
 - a sandbox failure that persisted through a retry on a fresh container, a reference that is
   malformed or whose tests do not compile: status error, masked out of training.
 
@@ -29,7 +50,7 @@ from typing import Any, ClassVar, Sequence
 from pydantic import ValidationError
 
 from sandbox.config import JobLimits, SandboxConfig
-from sandbox.runner import BAD_TESTS, PASS, SANDBOX_ERROR, IOCase, Job, JobResult, SandboxPool
+from sandbox.runner import BAD_TESTS, PASS, SANDBOX_ERROR, TAMPER, IOCase, Job, JobResult, SandboxPool
 from verifiers.base import ERROR, OK, Verdict
 
 __all__ = ["CodeVerifier", "extract_program", "parse_reference"]
@@ -58,23 +79,34 @@ def extract_program(completion: str) -> str:
     return completion
 
 
+_ISOLATIONS = ("process", "shared")
+
+
 def parse_reference(reference: Any) -> tuple[str, Any]:
-    """("tests", source) or ("io", [IOCase, ...]); ValueError saying what is wrong otherwise."""
+    """("tests", (source, isolation)), ("calls", spec) or ("io", [IOCase, ...]); ValueError saying
+    what is wrong otherwise."""
     if isinstance(reference, str):
         try:
             reference = json.loads(reference)
         except ValueError as e:
             raise ValueError(f"reference is a string but not JSON ({e})") from None
     if not isinstance(reference, dict):
-        raise ValueError(f"reference must be a dict with 'tests' or 'io', got {type(reference).__name__}")
-    kinds = [k for k in ("tests", "io") if k in reference]
+        raise ValueError(f"reference must be a dict with 'tests', 'io' or 'fn_name', got {type(reference).__name__}")
+    kinds = [k for k in ("tests", "io", "inputs") if k in reference]
     if len(kinds) != 1:
-        raise ValueError(f"reference must have exactly one of 'tests' or 'io', got keys {sorted(reference)}")
+        raise ValueError(
+            f"reference must have exactly one of 'tests', 'io' or 'inputs' (with 'fn_name'), got keys {sorted(reference)}"
+        )
     if kinds == ["tests"]:
         tests = reference["tests"]
         if not isinstance(tests, str) or not tests.strip():
             raise ValueError("reference 'tests' must be non-empty Python source")
-        return "tests", tests
+        isolation = reference.get("isolation", "process")
+        if isolation not in _ISOLATIONS:
+            raise ValueError(f"reference 'isolation' must be one of {_ISOLATIONS}, got {isolation!r}")
+        return "tests", (tests, isolation)
+    if kinds == ["inputs"]:
+        return "calls", _parse_calls(reference)
     cases = reference["io"]
     if not isinstance(cases, list) or not cases:
         raise ValueError("reference 'io' must be a non-empty list of {'stdin', 'stdout'} cases")
@@ -87,6 +119,38 @@ def parse_reference(reference: Any) -> tuple[str, Any]:
             raise ValueError(f"reference io case {i}: 'stdin' must be a string")
         parsed.append(IOCase(stdin, case["stdout"]))
     return "io", parsed
+
+
+def _parse_calls(reference: dict) -> dict:
+    fn_name, class_name = reference.get("fn_name"), reference.get("class_name")
+    for key, name in (("fn_name", fn_name), ("class_name", class_name)):
+        if name is not None and not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"reference '{key}' must be a Python identifier, got {name!r}")
+    if fn_name is None and class_name is None:
+        raise ValueError("a call-based reference needs 'fn_name' (and, for a class, 'class_name')")
+    inputs, outputs = reference["inputs"], reference.get("outputs")
+    if not isinstance(inputs, list) or not inputs or not isinstance(outputs, list) or len(outputs) != len(inputs):
+        raise ValueError("reference 'inputs' and 'outputs' must be non-empty lists of the same length")
+    for i, (args, expected) in enumerate(zip(inputs, outputs)):
+        if fn_name is not None:
+            if not isinstance(args, list):
+                raise ValueError(f"reference input {i} must be the list of the call's arguments")
+            continue
+        ok = isinstance(args, list) and len(args) == 2 and all(isinstance(x, list) for x in args)
+        ops, op_args = args if ok else ([], [])
+        if not (ok and ops and len(ops) == len(op_args) and ops[0] == class_name):
+            raise ValueError(
+                f"reference input {i} must be [operations, arguments] of equal length, the first operation {class_name!r}"
+            )
+        if not all(isinstance(op, str) and op.isidentifier() for op in ops) or not all(isinstance(a, list) for a in op_args):
+            raise ValueError(f"reference input {i}: operations must be method names and arguments lists")
+        if not (isinstance(expected, list) and len(expected) == len(ops)):
+            raise ValueError(f"reference output {i} must list one result per operation")
+    try:
+        json.dumps([inputs, outputs], allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"reference 'inputs' and 'outputs' must be JSON data ({e})") from None
+    return {"fn_name": fn_name, "class_name": class_name, "inputs": inputs, "outputs": outputs}
 
 
 class CodeVerifier:
@@ -144,7 +208,10 @@ class CodeVerifier:
                 continue
             program = extract_program(completion)
             if kind == "tests":
-                job = Job("tests", program, tests=spec, partial=self.partial_credit, limits=self.limits)
+                tests, isolation = spec
+                job = Job("tests", program, tests=tests, isolation=isolation, partial=self.partial_credit, limits=self.limits)
+            elif kind == "calls":
+                job = Job("calls", program, calls=spec, partial=self.partial_credit, limits=self.limits)
             else:
                 job = Job("io", program, cases=tuple(spec), partial=self.partial_credit, limits=self.limits)
             jobs.append(job)
@@ -160,6 +227,8 @@ class CodeVerifier:
             return Verdict(0.0, ERROR, _clip(f"sandbox error: {r.detail}"), latency)
         if r.status == BAD_TESTS:
             return Verdict(0.0, ERROR, _clip(f"bad reference: {r.detail}"), latency)
+        if TAMPER in r.flags:  # a gaming attempt earns nothing, partial credit or not
+            return Verdict(0.0, OK, _clip(f"{r.status}, tampering: {r.detail}"), latency, flags=(TAMPER,))
         if r.status == PASS:
             return Verdict(1.0, OK, "", latency)
         reward = r.fraction if self.partial_credit else 0.0

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.checkpoint import Checkpointer, export_model
+from pipeline.guards import RunGuards
 from pipeline.config import RunConfig, _OptimConfig, config_hash
-from pipeline.metrics import MetricsLog, plot_metrics
+from pipeline.metrics import MetricsLog, check_trackers, plot_metrics, tracker_config
 
 __all__ = ["StageContext", "setup_stage", "make_optimizer", "Training", "prepare_training", "progress_bar", "seed_step", "Stopwatch"]
 
@@ -44,9 +45,11 @@ def setup_stage(cfg: RunConfig, stage: str, init: str | None) -> StageContext:
     from pipeline.models import load_causal_lm, load_tokenizer, resolve_model
 
     torch.set_num_threads(cfg.threads)
+    check_trackers(cfg.report_to)
     # The scheduler steps once per optimiser step of the global batch, however many processes
     # share it (accelerate's default steps it once per process).
-    accelerator = Accelerator(step_scheduler_with_optimizer=False)
+    accelerator = Accelerator(step_scheduler_with_optimizer=False, log_with=list(cfg.report_to) or None,
+                              project_dir=str(cfg.output_path / "tensorboard"))
     set_seed(cfg.seed)
     source = resolve_model(init or cfg.model.name, cfg.model)
     tokenizer = load_tokenizer(source)
@@ -81,6 +84,7 @@ class Training:
     checkpointer: Checkpointer
     log: MetricsLog
     state: dict[str, Any]  # at least "step" and "train_seconds" (restored from the checkpoint)
+    guards: RunGuards  # judge each step's metrics row: `run.guards.observe(row)`
 
     def save(self, step: int, **state: Any) -> None:
         self.checkpointer.save(step, state)
@@ -102,6 +106,7 @@ class Training:
         final = export_model(ctx.accelerator, self.model, ctx.tokenizer, ctx.stage_dir / "final")
         if ctx.accelerator.is_main_process:
             plot_metrics(ctx.stage_dir / "metrics.jsonl", ctx.stage_dir / "metrics.png", plot_keys, title)
+        ctx.accelerator.end_training()  # flush and close the trackers
         return final
 
 
@@ -113,10 +118,14 @@ def prepare_training(ctx: StageContext, opt: _OptimConfig, total_steps: int) -> 
     model, optimizer, scheduler = acc.prepare(ctx.model, optimizer, scheduler)
     checkpointer = Checkpointer(ctx.stage_dir, acc, keep=opt.keep_checkpoints, identity=ctx.identity)
     state = checkpointer.restore_latest() or {"step": 0, "train_seconds": 0.0}
-    log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process)
+    if ctx.cfg.report_to:
+        acc.init_trackers(ctx.stage_dir.name, config=tracker_config(ctx.cfg))
+    log = MetricsLog(ctx.stage_dir / "metrics.jsonl", resume_step=state["step"], enabled=acc.is_main_process,
+                     tracker=acc.log if ctx.cfg.report_to else None)
     if state["step"]:
         print(f"{ctx.stage_dir.name}: resumed from step {state['step']}", file=sys.stderr)
-    return Training(model, optimizer, scheduler, checkpointer, log, state)
+    guards = RunGuards.from_config(ctx.stage_dir.name, ctx.cfg.guards, on_trip=acc.end_training)
+    return Training(model, optimizer, scheduler, checkpointer, log, state, guards)
 
 
 def seed_step(seed: int, step: int, process_index: int) -> None:
@@ -135,9 +144,20 @@ def progress_bar(ctx: StageContext, total: int, initial: int):
     from tqdm.auto import tqdm
 
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr,
+    return tqdm(total=total, initial=initial, desc=ctx.stage_dir.name, file=sys.stderr if interactive else _Lines(),
                 disable=not ctx.accelerator.is_main_process, mininterval=0.2 if interactive else 10,
                 dynamic_ncols=interactive)
+
+
+class _Lines:
+    """stderr for a progress bar in a log: each redraw ends its line, so a later message (an error)
+    starts a line of its own instead of trailing the bar's last state."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text.replace("\r", "\n"))
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 class Stopwatch:

@@ -97,6 +97,7 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         bar.set_postfix(loss=f"{loss_v:.3f}", acc=f"{accuracy:.2f}", refresh=False)
         if step % d.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, start_eval=start_eval)
+        run.guards.observe(row)
     bar.close()
 
     final_eval = evaluate() if acc.is_main_process else {}

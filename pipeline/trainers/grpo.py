@@ -23,7 +23,6 @@ from pipeline.config import GRPOConfig, RunConfig
 from pipeline.data import build_task_data
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs, vocabulary_fingerprint
-from pipeline.guards import RunGuards
 from pipeline.losses import grpo_loss, masked_group_advantages
 from pipeline.metrics import component_keys, masked_verdicts, refill_metrics, sample_metrics, verifier_metrics
 from pipeline.rollout import make_engine, sampling_params, sync_weights
@@ -53,7 +52,6 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
     sampling = sampling_params(cfg.rollout)
     vocabulary = vocabulary_fingerprint(tokenizer)
-    guards = RunGuards.from_config("grpo", cfg.guards)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
     def evaluate() -> float:
@@ -117,9 +115,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
         bar.set_postfix(reward=f"{row['reward_mean'] or 0:.3f}", kl=f"{row.get('kl', 0):.4f}", refresh=False)
         if step % g.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, start_accuracy=start_accuracy)
-        guards.observe_step(samples["verdict_ok"] + samples["verdict_timeout"] + samples["verdict_error"],
-                            masked_verdicts(acc, c.verdicts, c.names), samples["reward_mean"],
-                            signal=samples["groups_kept"] > 0)
+        run.guards.observe(row, masked_verdicts(acc, c.verdicts, c.names))
     bar.close()
 
     final_accuracy = None

@@ -113,6 +113,7 @@ def train_kto(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         bar.set_postfix(loss=f"{sums['loss']:.3f}", refresh=False)
         if step % k.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, start_eval=start_eval)
+        run.guards.observe(row)
     bar.close()
 
     final_eval = evaluate()

@@ -36,7 +36,6 @@ from pipeline.config import PPOConfig, RunConfig
 from pipeline.data import EpochSampler, PromptRow, build_task_data
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs, completion_values, mean_token_logprob, vocabulary_fingerprint
-from pipeline.guards import RunGuards
 from pipeline.losses import gae, kl_shaped_rewards, masked_clip_fraction, masked_mean, policy_loss, sft_loss
 from pipeline.losses import value_loss, whiten
 from pipeline.metrics import masked_verdicts, sample_metrics
@@ -103,7 +102,6 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     kl_ctl = AdaptiveKLController(run.state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon)
     engine = make_engine(cfg.rollout, tokenizer, model=acc.unwrap_model(model), model_path=ctx.source_path)
     sampling = sampling_params(cfg.rollout)
-    guards = RunGuards.from_config("ppo", cfg.guards)
     eval_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
     pad_id = tokenizer.pad_token_id
 
@@ -210,8 +208,7 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         bar.set_postfix(score=f"{row['score_mean'] or 0:.3f}", kl=f"{seq_kl:.3f}", refresh=False)
         if step % p.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds, kl_coef=kl_ctl.coef, start_eval=start_eval)
-        guards.observe_step(samples["verdict_ok"] + samples["verdict_timeout"] + samples["verdict_error"],
-                            masked_verdicts(acc, c.verdicts, c.names), samples["reward_mean"])
+        run.guards.observe(row, masked_verdicts(acc, c.verdicts, c.names))
     bar.close()
 
     final_eval = evaluate() if acc.is_main_process else {}

@@ -116,6 +116,7 @@ def train_reward_model(cfg: RunConfig, init: str | None = None, inputs: Mapping[
         bar.set_postfix(loss=f"{loss_sum:.3f}", acc=f"{correct:.2f}", refresh=False)
         if step % r.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds)
+        run.guards.observe(row)
     bar.close()
 
     final_eval = evaluate() if acc.is_main_process else {}

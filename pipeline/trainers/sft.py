@@ -80,14 +80,16 @@ def train_sft(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
         train_seconds += time.perf_counter() - started
 
         # --- log, checkpoint
-        log.log({"step": step, "loss": loss_value, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
-                 "tokens": total_tokens, "train_seconds": round(train_seconds, 3)})
+        row = {"step": step, "loss": loss_value, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0],
+               "tokens": total_tokens, "train_seconds": round(train_seconds, 3)}
+        log.log(row)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
         if s.eval_every and step % s.eval_every == 0 and acc.is_main_process:
             log.log({"step": step, "eval_accuracy": evaluate()})
         if step % s.checkpoint_every == 0:
             run.save(step, train_seconds=train_seconds)
+        run.guards.observe(row)
     bar.close()
 
     final = run.finish(ctx, step, {"train_seconds": train_seconds}, ["loss", "eval_accuracy"], "SFT")

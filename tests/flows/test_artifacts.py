@@ -61,9 +61,26 @@ def test_summary_of_an_evaluation_tables_each_model():
 
 
 def test_campaign_table_rows():
-    rounds = [{"round": 1, "best_stage": "grpo", "metric": 0.123456789, "gain": None, "checkpoint": "r1", "flow_run": "a"},
-              {"round": 2, "best_stage": "grpo", "metric": 0.2, "gain": 0.076543211, "checkpoint": "r2", "flow_run": "b"}]
-    assert campaign_table(rounds) == [
-        {"round": 1, "best_stage": "grpo", "accuracy": 0.12346, "gain": None, "checkpoint": "r1", "flow_run": "a"},
-        {"round": 2, "best_stage": "grpo", "accuracy": 0.2, "gain": 0.076543, "checkpoint": "r2", "flow_run": "b"},
+    history = [{"event": "start", "checkpoint": "tiny", "metrics": {"heldout_accuracy": 0.0}},
+               {"event": "promoted", "round": 1, "version": "v1-round-1", "checkpoint": "r1",
+                "metrics": {"heldout_accuracy": 0.123456789, "kl": 0.5}},
+               {"event": "rejected", "round": 2, "checkpoint": "r2", "metrics": {"heldout_accuracy": 0.1},
+                "reasons": ["held-out accuracy 0.1 < 0.12", "KL too high"]}]
+    assert campaign_table(history) == [
+        {"round": None, "decision": "start", "version": None, "heldout_accuracy": 0.0, "reasons": None,
+         "checkpoint": "tiny"},
+        {"round": 1, "decision": "promoted", "version": "v1-round-1", "heldout_accuracy": 0.12346, "kl": 0.5,
+         "reasons": None, "checkpoint": "r1"},
+        {"round": 2, "decision": "rejected", "version": None, "heldout_accuracy": 0.1,
+         "reasons": "held-out accuracy 0.1 < 0.12; KL too high", "checkpoint": "r2"},
     ]
+
+
+def test_a_tripped_guard_shows_its_reason_and_the_last_step():
+    from flows.artifacts import guard_markdown
+
+    reason = ("pipeline.trainers.grpo exited with code 3 after 6 s: grpo stopped by the run-health guard: "
+              "100% of the verdicts of the last 5 steps were masked")
+    md = guard_markdown("grpo", reason, [{"step": 5, "verdict_error": 32, "reward_mean": None}])
+    assert md.startswith("# grpo stopped by a run-health guard\n\ngrpo stopped by the run-health guard: 100%")
+    assert "exited with code" not in md and "| verdict_error | 32 |" in md

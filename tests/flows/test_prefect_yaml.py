@@ -24,3 +24,12 @@ def test_deployments_resolve_and_their_parameters_validate():
         # The parameters are checked the way a deployment run checks them: against the flow's types.
         flow.validate_parameters(deployment["parameters"])
     assert set(flows) == {"round", "campaign"}
+
+
+def test_each_deployments_preset_and_overrides_make_a_valid_config():
+    from flows.presets import resolve_config
+
+    for deployment in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]:
+        params = deployment["parameters"]
+        cfg = resolve_config(params["preset"], params.get("overrides", []))
+        assert cfg.output_dir.startswith("runs/")

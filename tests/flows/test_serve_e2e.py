@@ -126,7 +126,7 @@ def _tiny_config(out: Path) -> dict:
     cfg = load_config(REPO / "configs" / "tiny.yaml", [
         f"output_dir={out}", "task.sft_size=128", "task.eval_size=16", "sft.steps=6", "sft.batch_size=32",
         "sft.checkpoint_every=3", "grpo.steps=300", "grpo.prompts_per_step=8", "grpo.checkpoint_every=10",
-        "grpo.eval_every=0", "rollout.batch_size=64", "guards.no_signal_share=null",
+        "grpo.eval_every=0", "rollout.batch_size=64", "guards.no_signal_share=null", "campaign.rounds=2",
     ])
     return cfg.model_dump(mode="json")
 
@@ -138,7 +138,7 @@ def campaign(served):
     api, out = served["api"], served["root"] / "campaign"
     deployment = api.http.get("/deployments/name/campaign/default").raise_for_status().json()
     run = api.post(f"/deployments/{deployment['id']}/create_flow_run", {
-        "parameters": {"config": _tiny_config(out), "campaign": {"rounds": 2, "min_gain": 0},
+        "parameters": {"config": _tiny_config(out), "overrides": [],
                        "execution": {"retries": 0, "stage_timeout_s": 900}},
     }).raise_for_status().json()
 
@@ -184,15 +184,15 @@ def test_campaign_completes_with_round_subflows_artifacts_and_checkpoint(campaig
     assert run["state"]["type"] == "COMPLETED", (run["state"], campaign["log"].read_text()[-4000:])
     rounds = {r["name"]: r for r in api.subflows(run["id"])}
     assert {"round-1", "round-2"} <= set(rounds), sorted(rounds)
-    assert all(r["state"]["type"] == "COMPLETED" for name, r in rounds.items() if name == "round-1")
+    assert rounds["round-1"]["state"]["type"] == "COMPLETED"
 
     summary = json.loads((out / "campaign.json").read_text())
-    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    assert [(r["round"], r["event"] in ("promoted", "rejected")) for r in summary["rounds"]] == [(1, True), (2, True)]
     assert summary["rounds"][1]["checkpoint"].startswith(str(out / "round-2"))
-    assert (Path(summary["best"]["checkpoint"]) / "model.safetensors").is_file()
+    assert (Path(summary["promoted"]["checkpoint"]) / "model.safetensors").is_file()
 
     table = [a for a in api.artifacts(run["id"]) if a["type"] == "table" and (a["key"] or "").startswith("campaign-")]
-    assert len(table) == 1 and [row["round"] for row in json.loads(table[0]["data"])] == [1, 2]
+    assert len(table) == 1 and [row["round"] for row in json.loads(table[0]["data"])] == [None, 1, 2]
     for name in ("round-1", "round-2"):
         artifacts = api.artifacts(rounds[name]["id"])
         markdown = [a["data"] for a in artifacts if a["type"] == "markdown"]
@@ -209,16 +209,29 @@ def test_campaign_completes_with_round_subflows_artifacts_and_checkpoint(campaig
     assert sorted(p["output_dir"] for p in payloads) == [str(out / "round-1"), str(out / "round-2")]
     assert all(p["value"] is not None and Path(p["checkpoint"]).is_dir() for p in payloads)
 
+    def model_events() -> list[dict]:  # one decision per round: promoted or rejected
+        names = ["rlvr.model.promoted", "rlvr.model.rejected"]
+        events = api.post("/events/filter", {"filter": {"event": {"name": names}}}).json()["events"]
+        return events if len(events) >= 2 else []
+
+    decisions = _wait(model_events, 60, "a promoted or rejected event per round", interval=2)
+    history = json.loads((out / "registry" / "history.json").read_text())
+    assert sorted((e["event"], e["payload"]["round"]) for e in decisions) == sorted(
+        (f"rlvr.model.{h['event']}", h["round"]) for h in history if h["event"] in ("promoted", "rejected"))
+
 
 def test_killed_round_resumes_without_redoing_finished_work(campaign):
     api, run, out, before = campaign["api"], campaign["run"], campaign["out"], campaign["before"]
     assert campaign["crashed"]["state"]["type"] == "CRASHED"
     assert run["run_count"] >= 2 and run["state"]["type"] == "COMPLETED"
-    # Round 1 ran once: one subflow run, its three stages once each, its checkpoints untouched.
+    # Round 1 ran once: one subflow run, its three stages once each, its checkpoints untouched,
+    # and the registry decided it once (the retry kept the decision).
     round1 = [r for r in api.subflows(run["id"]) if r["name"] == "round-1"]
     assert len(round1) == 1
     assert sorted(t["name"] for t in api.task_runs(round1[0]["id"])) == ["evaluate", "grpo", "sft"]
     assert (out / "round-1" / "grpo" / "final" / "model.safetensors").stat().st_mtime_ns == before["round-1"]
+    history = json.loads((out / "registry" / "history.json").read_text())
+    assert [e.get("round") for e in history if e["event"] in ("promoted", "rejected")] == [1, 2]
     # Round 2's finished SFT stage came from the cache; its weights were not rewritten.
     round2 = [r for r in api.subflows(run["id"]) if r["name"] == "round-2"]
     sft_states = [t["state"]["name"] for r in round2 for t in api.task_runs(r["id"]) if t["name"] == "sft"]
@@ -247,7 +260,7 @@ def test_ui_renders_the_campaign_run_in_headless_chromium(campaign):
     # (the campaign's lines about each round).
     assert "Can't connect to Server API" not in dom
     assert campaign["run"]["name"] in dom and "Completed" in dom, dom[-2000:]
-    assert "round 1: best" in dom and "round 2: best" in dom, dom[-2000:]
+    assert "round 1: " in dom and "round 2: " in dom and "held-out, " in dom, dom[-2000:]
     shot = shots / "campaign-flow-run.png"
     subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000  # a drawn page, not a blank one (blank: ~5 KB)
@@ -266,9 +279,64 @@ def test_out_of_bounds_parameter_is_refused_with_its_field_path(served):
     api = served["api"]
     deployment = api.http.get("/deployments/name/campaign/default").raise_for_status().json()
     assert [s["active"] for s in deployment["schedules"]] == [False]
-    assert {"config", "campaign", "execution"} <= set(deployment["parameter_openapi_schema"]["properties"])
+    assert {"preset", "overrides", "config", "execution"} <= set(deployment["parameter_openapi_schema"]["properties"])
     for parameters, path in (({"config": {"grpo": {"clip_low": 3}}}, "config.grpo.clip_low"),
-                             ({"config": {}, "campaign": {"rounds": 0}}, "campaign.rounds")):
+                             ({"config": {"campaign": {"rounds": 0}}}, "config.campaign.rounds"),
+                             ({"preset": "huge"}, "preset"),
+                             ({"overrides": ["grpo lr 3"]}, "overrides[0]")):
         refused = api.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
         assert refused.status_code == 409, refused.text
         assert path in refused.json()["detail"], refused.text
+
+
+def test_a_preset_with_overrides_runs_and_a_bad_override_is_refused_with_its_field(served):
+    # After the campaign (the same worker serves both): the round deployment, from the UI's two
+    # fields. A well-formed override with a bad value passes the server's form check and is refused
+    # by the flow before any stage, with the field path, and not retried.
+    api, root = served["api"], served["root"]
+    deployment = api.http.get("/deployments/name/round/default").raise_for_status().json()
+    schema = deployment["parameter_openapi_schema"]["properties"]
+    assert schema["preset"]["enum"] == ["gsm8k-smollm2", "rlhf-tiny", "tiny"] and schema["preset"]["default"] == "tiny"
+
+    def run(overrides: list[str]) -> dict:
+        body = {"parameters": {"preset": "tiny", "overrides": overrides}}
+        # A server busy with the runs before may answer 503 for a moment: ask again, as the UI would.
+        created = _wait(lambda: (r := api.post(f"/deployments/{deployment['id']}/create_flow_run", body)).status_code != 503
+                        and r, 60, "the server to accept the run", interval=2).raise_for_status().json()
+        return _wait(lambda: (r := api.flow_run(created["id"]))["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED")
+                     and r, 600, "the round run to finish", interval=2)
+
+    bad = run([f"output_dir={root / 'bad'}", "grpo.clip_low=3"])
+    assert bad["state"]["type"] == "FAILED" and bad["run_count"] == 1
+    assert "preset 'tiny': field grpo.clip_low: Input should be less than or equal to 1" in bad["state"]["message"]
+    assert not (root / "bad" / "sft").exists()  # refused before any stage ran
+
+    good = run([f"output_dir={root / 'preset'}", "sft.steps=30", "grpo.steps=5"])
+    assert good["state"]["type"] == "COMPLETED", good["state"]
+    result = json.loads((root / "preset" / "round.json").read_text())
+    assert result["stages"]["sft"]["steps"] == 30 and result["stages"]["grpo"]["steps"] == 5
+
+
+def test_the_run_form_draws_the_preset_choice_overrides_and_the_task_form(served):
+    # The deployment's Run page in headless Chromium: the preset as a choice (tiny selected), the
+    # overrides as a list, and the full config's task section as a form with a choice of kinds
+    # (not a raw JSON box).
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (`make test` installs it)")
+    deployment = served["api"].http.get("/deployments/name/round/default").raise_for_status().json()
+    url = f"{served['ui']}/deployments/deployment/{deployment['id']}/run"
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--disable-background-networking", "--virtual-time-budget=20000", "--window-size=1400,1000"]
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert "Can't connect to Server API" not in dom
+    for label in ("preset", "overrides", "a shipped config (configs/PRESET.yaml)", "key.sub=value"):
+        assert label in dom, label
+    assert ">tiny<" in dom  # the preset choice, with its default
+    shots = Path(os.environ.get("RLVR_SCREENSHOT_DIR", served["root"]))
+    shots.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*flags, f"--screenshot={shots / 'round-run-form.png'}", url], capture_output=True, timeout=120,
+                   check=True)
+    # The task section as the UI draws it: a choice of forms, one per kind of task.
+    task = deployment["parameter_openapi_schema"]["definitions"]["RunConfig"]["properties"]["task"]
+    assert [option["$ref"].rsplit("/", 1)[1] for option in task["anyOf"]] == ["ArithmeticTaskConfig", "DatasetTaskConfig"]

@@ -39,12 +39,11 @@ class PromptEcho:
 
 
 @pytest.fixture
-def plugins(monkeypatch):
-    entries = [importlib.metadata.EntryPoint(name=cls.name, value=f"{__name__}:{cls.__name__}", group="rlvr.verifiers")
-               for cls in (Upper, Broken, PromptEcho)]
+def plugins(fake_entry_points):
     sys.modules.setdefault(__name__, sys.modules[Upper.__module__])
-    monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda group=None: entries if group == "rlvr.verifiers" else [])
+    fake_entry_points("rlvr.verifiers", *(
+        importlib.metadata.EntryPoint(name=cls.name, value=f"{__name__}:{cls.__name__}", group="rlvr.verifiers")
+        for cls in (Upper, Broken, PromptEcho)))
 
 
 def test_a_mixed_batch_is_scored_each_by_its_own_verifier_in_order(plugins):

@@ -16,8 +16,8 @@ def test_every_row_names_an_importable_module_and_a_real_config_section():
         assert importlib.util.find_spec(spec.module) is not None, (name, spec.module)
         for section in filter(None, (spec.section, *spec.reads)):
             assert section in RunConfig.model_fields, (name, section)
-        for artefact in spec.consumes:  # every consumed artefact is some stage's product
-            assert any(artefact in other.produces for other in STAGES.values()), (name, artefact)
+        for artefact in spec.consumes:  # some stage's product, or the reference a campaign gives its gate
+            assert artefact == "reference" or any(artefact in other.produces for other in STAGES.values()), (name, artefact)
 
 
 def test_the_default_round_is_in_the_table_and_the_schema_offers_the_table():
@@ -53,7 +53,7 @@ def test_register_stage_refuses_to_replace_another_row(monkeypatch):
         register_stage("sft", spec)
 
 
-def test_plugin_stages_come_from_entry_points(monkeypatch):
+def test_plugin_stages_come_from_entry_points(monkeypatch, fake_entry_points):
     import importlib.metadata
 
     import pipeline.stages as stages
@@ -62,7 +62,7 @@ def test_plugin_stages_come_from_entry_points(monkeypatch):
     sys.modules["fake_stage_plugin"] = type(sys)("fake_stage_plugin")
     sys.modules["fake_stage_plugin"].SPEC = spec
     entry = importlib.metadata.EntryPoint(name="plugin", value="fake_stage_plugin:SPEC", group="rlvr.stages")
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [entry] if group == "rlvr.stages" else [])
+    fake_entry_points("rlvr.stages", entry)
     monkeypatch.setattr(stages, "STAGES", dict(STAGES))
     monkeypatch.setattr(stages, "_plugins_loaded", False)
     assert stage_spec("plugin") is spec

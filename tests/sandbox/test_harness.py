@@ -1,5 +1,7 @@
 """The harness's pure pieces, on the host (the file also runs inside the image)."""
 
+from pathlib import Path
+
 import pytest
 
 from sandbox.harness import normalize_output, outputs_match
@@ -26,3 +28,21 @@ def test_outputs_match(actual, expected, same):
 
 def test_normalize_output_lines():
     assert normalize_output("a  b\n\n c \n\n") == ["a b", "", "c"]
+
+
+def test_boot_starts_an_entry_with_the_modules_it_needs(tmp_path):
+    """boot.py as the image runs it: `python -c <boot> ENTRY ARGS -- NAME=SOURCE...`, in order."""
+    import subprocess
+    import sys
+
+    from sandbox import boot
+
+    sources = {
+        "boot": (Path(boot.__file__)).read_text(),
+        "first": "VALUE = 20\n",
+        "second": "from sandbox import first\ndef main(args, sources):\n    print(first.VALUE + int(args[0]), sorted(sources))\n",
+    }
+    argv = boot.command(sys.executable, sources, "second", ["1"], ["first", "second"])
+    assert argv[argv.index("--") - 2 :] == ["second", "1", "--", *argv[argv.index("--") + 1 :]]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert out.stdout.strip() == "21 ['first', 'second']"

@@ -46,15 +46,11 @@ class _FakeEntryPoint:
 
 
 @pytest.fixture
-def installed(monkeypatch):
+def installed(fake_entry_points):
     """Replace the installed plugins with the given entry points."""
 
     def install(*eps):
-        def entry_points(*, group):
-            assert group == GROUP
-            return list(eps)
-
-        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+        fake_entry_points(GROUP, *eps)
 
     install()
     return install

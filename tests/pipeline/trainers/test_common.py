@@ -44,7 +44,7 @@ def test_one_training_step_clips_steps_advances_and_clears():
         model.weight.fill_(0.0)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
-    run = Training(model, optimizer, scheduler, None, None, {})
+    run = Training(model, optimizer, scheduler, None, None, {}, None)
     (model(torch.tensor([[1.0]])) * -10).sum().backward()  # gradient -10, clipped to -1
     norm = run.step(Accelerator(cpu=True), max_grad_norm=1.0)
     assert norm == pytest.approx(10.0)  # the norm before clipping

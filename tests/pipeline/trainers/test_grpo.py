@@ -26,10 +26,10 @@ class HalfBrokenVerifier:
         return [Verdict(1.0, OK) if i % 2 == 0 else Verdict(0.0, ERROR, "sandbox down") for i in range(len(completions))]
 
 
-def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, monkeypatch):
+def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, fake_entry_points):
     # If errors were scored 0, every group would hold rewards [1, 0, 1, 0]: a learning signal, so
     # the weights would move. Masked, each group's valid rewards are [1, 1]: no signal, no update.
-    _plugin(monkeypatch, "half_broken", HalfBrokenVerifier)
+    _plugin(fake_entry_points, "half_broken", HalfBrokenVerifier)
     cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "half_broken"})})
     result = train_grpo(cfg)
     rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
@@ -46,13 +46,11 @@ def test_a_verifier_error_masks_the_sample_instead_of_scoring_zero(tiny_cfg, mon
     assert all(torch.equal(start[k], end[k]) for k in end)
 
 
-def _plugin(monkeypatch, name: str, cls) -> None:
+def _plugin(install, name: str, cls) -> None:
     """Register `cls` as the verifier `name`, as a third-party entry point would."""
-    entry = importlib.metadata.EntryPoint(name=name, value=f"{__name__}:{cls.__name__}", group="rlvr.verifiers")
     sys.modules.setdefault(__name__, sys.modules[cls.__module__])
-    real = importlib.metadata.entry_points  # other groups stay real (libraries imported later read theirs)
-    monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda group=None, **kw: [entry] if group == "rlvr.verifiers" else real(group=group, **kw) if group else real(**kw))
+    install("rlvr.verifiers", importlib.metadata.EntryPoint(name=name, value=f"{__name__}:{cls.__name__}",
+                                                            group="rlvr.verifiers"))
 
 
 def _start_weights(cfg):
@@ -72,10 +70,10 @@ class LengthVerifier:
         return [Verdict(len(c) / 10, OK) for c in completions]
 
 
-def test_grpo_learns_signal_moves_weights(tiny_cfg, monkeypatch):
+def test_grpo_learns_signal_moves_weights(tiny_cfg, fake_entry_points):
     from safetensors.torch import load_file
 
-    _plugin(monkeypatch, "char_length", LengthVerifier)
+    _plugin(fake_entry_points, "char_length", LengthVerifier)
     tiny_cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "char_length"})})
     result = train_grpo(tiny_cfg)
     rows = [r for r in read_metrics(tiny_cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
@@ -99,8 +97,8 @@ class AlwaysErrorVerifier:
         return [Verdict(0.0, ERROR, "sandbox unreachable: connection refused") for _ in completions]
 
 
-def test_a_verifier_that_always_errors_stops_the_run_within_the_guards_window(tiny_cfg, monkeypatch):
-    _plugin(monkeypatch, "always_error", AlwaysErrorVerifier)
+def test_a_verifier_that_always_errors_stops_the_run_within_the_guards_window(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "always_error", AlwaysErrorVerifier)
     cfg = tiny_cfg.model_copy(update={
         "task": tiny_cfg.task.model_copy(update={"verifier": "always_error"}),
         "grpo": tiny_cfg.grpo.model_copy(update={"steps": 50}),
@@ -117,8 +115,8 @@ def test_a_verifier_that_always_errors_stops_the_run_within_the_guards_window(ti
     assert not (cfg.output_path / "grpo" / "final").exists()
 
 
-def test_the_guards_stay_silent_when_switched_off(tiny_cfg, monkeypatch):
-    _plugin(monkeypatch, "always_error", AlwaysErrorVerifier)
+def test_the_guards_stay_silent_when_switched_off(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "always_error", AlwaysErrorVerifier)
     cfg = tiny_cfg.model_copy(update={
         "task": tiny_cfg.task.model_copy(update={"verifier": "always_error"}),
         "guards": tiny_cfg.guards.model_copy(update={"window": 2, "masked_share": None, "no_signal_share": None}),
@@ -175,8 +173,8 @@ class OddOperandsVary:
                 for c, x in zip(completions, contexts)]
 
 
-def test_dynamic_sampling_refills_every_step_to_full_batches_and_logs_the_cost(tiny_cfg, monkeypatch):
-    _plugin(monkeypatch, "odd_operands_vary", OddOperandsVary)
+def test_dynamic_sampling_refills_every_step_to_full_batches_and_logs_the_cost(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "odd_operands_vary", OddOperandsVary)
     cfg = tiny_cfg.model_copy(update={
         "task": tiny_cfg.task.model_copy(update={"verifier": "odd_operands_vary"}),
         "grpo": tiny_cfg.grpo.model_copy(update={"dynamic_sampling": True, "max_extra_prompts": 8.0}),
@@ -193,8 +191,8 @@ def test_dynamic_sampling_refills_every_step_to_full_batches_and_logs_the_cost(t
         assert r["time_generate_s"] > 0
 
 
-def test_a_failing_component_of_a_composite_masks_its_samples_even_at_weight_zero(tiny_cfg, monkeypatch):
-    _plugin(monkeypatch, "half_broken", HalfBrokenVerifier)
+def test_a_failing_component_of_a_composite_masks_its_samples_even_at_weight_zero(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "half_broken", HalfBrokenVerifier)
     cfg = tiny_cfg.model_copy(update={
         "task": tiny_cfg.task.model_copy(update={"verifier": "shaped"}),
         "verifiers": tiny_cfg.verifiers.model_copy(update={
@@ -212,3 +210,24 @@ def test_a_failing_component_of_a_composite_masks_its_samples_even_at_weight_zer
         assert r["verifier/shaped/length/ok"] == n and r["verifier/shaped/length/reward_mean"] <= 0
     png = cfg.output_path / "grpo" / "metrics.png"
     assert png.is_file()
+
+
+def test_the_truncation_guard_stops_a_run_whose_completions_all_run_out(tiny_cfg):
+    # An untrained tiny model almost never says its end token within 6 tokens.
+    cfg = tiny_cfg.model_copy(update={"grpo": tiny_cfg.grpo.model_copy(update={"steps": 20}),
+                                      "guards": tiny_cfg.guards.model_copy(update={"window": 3, "truncated_share": 0.5,
+                                                                                    "no_signal_share": None})})
+    with pytest.raises(RunHealthError, match=r"grpo stopped by the run-health guard: \d+% of the completions ran out"):
+        train_grpo(cfg)
+    assert len([r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]) == 3
+
+
+def test_the_kl_guard_stops_a_policy_that_drifts_from_its_reference(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "char_length", LengthVerifier)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "char_length"}),
+        "grpo": tiny_cfg.grpo.model_copy(update={"steps": 20, "beta": 0.04, "lr": 1e-2}),
+        "guards": tiny_cfg.guards.model_copy(update={"window": 3, "kl_max": 1e-6}),
+    })
+    with pytest.raises(RunHealthError, match=r"KL to the reference averaged .* above guards.kl_max=1e-06"):
+        train_grpo(cfg)
