@@ -1,7 +1,10 @@
 """Does a format component of a composite reward change what the model writes? GRPO from the SFT
 model with the math verifier alone, against math 1.0 + format 0.2, per seed.
 
-    python bench/composite_format.py [--config configs/tiny.yaml] [--seeds 0 1 2] [--steps 200] [key=value ...]
+    python bench/composite_format.py [--config configs/tiny.yaml] [--seeds 0 1 2] [--steps 200] [--reuse] [key=value ...]
+
+`--reuse` measures the arms' final models of an earlier run of this script (in --out) instead of
+training them again.
 
 The format component asks for a canonical integer: the whole completion matches `0|-?[1-9][0-9]*`
 (no stray characters, no leading zeros). Measured on the 500 held-out prompts, 8 samples each at
@@ -48,12 +51,24 @@ def sampled_format(cfg, model_dir: str, samples: int = 8) -> dict[str, float]:
             "malformed_but_right": sum(r > 0 and not f for r, f in zip(c.rewards.tolist(), canonical)) / len(canonical)}
 
 
+def reused(cfg, steps: int) -> dict:
+    """An arm trained earlier: its final model and held-out accuracy (from its metrics.jsonl)."""
+    from pipeline.metrics import read_metrics
+
+    final = cfg.output_path / "grpo" / "final"
+    rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "eval_accuracy" in r]
+    if not (final / "model.safetensors").is_file() or not rows or rows[-1]["step"] != steps:
+        raise SystemExit(f"--reuse: no finished {steps}-step run in {cfg.output_path / 'grpo'}")
+    return {"model": str(final), "final_accuracy": rows[-1]["eval_accuracy"], "train_seconds": None}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(REPO / "configs" / "tiny.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "composite_format"))
+    parser.add_argument("--reuse", action="store_true", help="measure the final models already in --out")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
@@ -65,12 +80,13 @@ def main() -> int:
     for seed in args.seeds:
         sft = sft_model(args.config, seed, REPO / "bench" / "out" / f"sft-seed{seed}")
         out = Path(args.out) / f"seed{seed}"
-        shutil.rmtree(out, ignore_errors=True)
+        if not args.reuse:
+            shutil.rmtree(out, ignore_errors=True)
         base = [f"seed={seed}", f"grpo.steps={args.steps}", "grpo.eval_every=0", *args.overrides]
         row = {"seed": seed, "sft": sampled_format(load_config(args.config, base), sft)}
         for arm, extra in (("math", []), ("math+format", SHAPED)):
             cfg = load_config(args.config, [*base, *extra, f"output_dir={out / arm}"])
-            result = train_grpo(cfg, init=sft)
+            result = reused(cfg, args.steps) if args.reuse else train_grpo(cfg, init=sft)
             row[arm] = {**sampled_format(cfg, result["model"]), "greedy_accuracy": result["final_accuracy"],
                         "train_seconds": result["train_seconds"]}
         steps = [r for r in read_metrics(out / "math+format" / "grpo" / "metrics.jsonl")

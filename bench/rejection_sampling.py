@@ -1,15 +1,17 @@
 """Rejection sampling -> SFT rounds (expert iteration) against GRPO, for GRPO's time: held-out
 accuracy per seed.
 
-    python bench/rejection_sampling.py [--config configs/tiny.yaml] [--seeds 0 1 2] [--rounds 8] [key=value ...]
+    python bench/rejection_sampling.py [--config configs/tiny.yaml] [--seeds 0 1 2] [--rounds 8]
+                                       [--grpo-steps N] [key=value ...]
 
 Both start from the same SFT model (the config's SFT stage, per seed):
 
-- GRPO: the config's GRPO stage (configs/tiny.yaml: 800 steps of 128 prompts x 4), its training
-  seconds (sampling, scoring, updates) are the budget;
+- GRPO: the config's GRPO stage (configs/tiny.yaml: 800 steps of 128 prompts x 4; `--grpo-steps`
+  for fewer), its training seconds (sampling, scoring, updates) are the budget;
 - rejection sampling: a campaign whose rounds are rejection_sampling -> sft -> evaluate, each from
   the previous round's best: 8,192 fresh prompts, 8 samples each, the first correct one (math
-  verifier) kept as a demonstration, then 200 SFT steps of 64 on them. Its accuracy at GRPO's
+  verifier) kept as a demonstration, then 200 SFT steps of 64 on them (the `key=value` overrides
+  change the rounds, e.g. rejection_sampling.prompts=2048 sft.steps=100). Its accuracy at GRPO's
   budget is that of the last round whose cumulative sampling, scoring and training seconds fit in it.
 
 Prints one line per seed, then a table.
@@ -36,6 +38,7 @@ def main() -> int:
     parser.add_argument("--config", default=str(REPO / "configs" / "tiny.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps (default: the config's)")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "rejection_sampling"))
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -48,7 +51,8 @@ def main() -> int:
         sft = sft_model(args.config, seed, REPO / "bench" / "out" / f"sft-seed{seed}")
         out = Path(args.out) / f"seed{seed}"
         shutil.rmtree(out, ignore_errors=True)
-        grpo = train_grpo(load_config(args.config, [f"seed={seed}", f"output_dir={out / 'grpo'}"]), init=sft)
+        steps = [f"grpo.steps={args.grpo_steps}"] if args.grpo_steps else []
+        grpo = train_grpo(load_config(args.config, [f"seed={seed}", *steps, f"output_dir={out / 'grpo'}"]), init=sft)
         rounds = run_campaign(args.config, [f"seed={seed}", *ROUNDS, *args.overrides, f"output_dir={out / 'rs'}"],
                               args.rounds, sft)
         cumulative, within = 0.0, None
