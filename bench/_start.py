@@ -29,6 +29,7 @@ def run_campaign(config: str, overrides: list[str], rounds: int, init: str) -> l
     promoted (gates.margin=-1), so each starts from the previous round's best; each round's stage
     results and best held-out accuracy."""
     os.environ.setdefault("PREFECT_HOME", str(REPO / "bench" / "out" / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")  # a busy machine
     from flows.campaign import campaign_flow
     from flows.execution import ExecutionConfig
     from pipeline.config import load_config

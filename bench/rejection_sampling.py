@@ -2,7 +2,10 @@
 accuracy per seed.
 
     python bench/rejection_sampling.py [--config configs/tiny.yaml] [--seeds 0 1 2] [--rounds 8]
-                                       [--grpo-steps N] [key=value ...]
+                                       [--grpo-steps N] [--reuse-grpo] [key=value ...]
+
+`--reuse-grpo` takes the GRPO arm of an earlier run of this script (in --out) instead of training it
+again.
 
 Both start from the same SFT model (the config's SFT stage, per seed):
 
@@ -33,12 +36,25 @@ ROUNDS = ["stages=[rejection_sampling,sft,evaluate]", "rejection_sampling.prompt
           "sft.checkpoint_every=100000"]
 
 
+def reused_grpo(cfg) -> dict:
+    """A GRPO arm trained earlier: its start and final held-out accuracy and training seconds."""
+    from pipeline.metrics import read_metrics
+
+    rows = read_metrics(cfg.output_path / "grpo" / "metrics.jsonl")
+    evals = [r for r in rows if "eval_accuracy" in r]
+    if not evals or evals[-1]["step"] != cfg.grpo.steps:
+        raise SystemExit(f"--reuse-grpo: no finished {cfg.grpo.steps}-step run in {cfg.output_path / 'grpo'}")
+    return {"start_accuracy": evals[0]["eval_accuracy"], "final_accuracy": evals[-1]["eval_accuracy"],
+            "train_seconds": [r for r in rows if "train_seconds" in r][-1]["train_seconds"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(REPO / "configs" / "tiny.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps (default: the config's)")
+    parser.add_argument("--reuse-grpo", action="store_true", help="take the GRPO arm already in --out")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "rejection_sampling"))
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -50,9 +66,14 @@ def main() -> int:
     for seed in args.seeds:
         sft = sft_model(args.config, seed, REPO / "bench" / "out" / f"sft-seed{seed}")
         out = Path(args.out) / f"seed{seed}"
-        shutil.rmtree(out, ignore_errors=True)
         steps = [f"grpo.steps={args.grpo_steps}"] if args.grpo_steps else []
-        grpo = train_grpo(load_config(args.config, [f"seed={seed}", *steps, f"output_dir={out / 'grpo'}"]), init=sft)
+        grpo_cfg = load_config(args.config, [f"seed={seed}", *steps, f"output_dir={out / 'grpo'}"])
+        if args.reuse_grpo:
+            shutil.rmtree(out / "rs", ignore_errors=True)
+            grpo = reused_grpo(grpo_cfg)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+            grpo = train_grpo(grpo_cfg, init=sft)
         rounds = run_campaign(args.config, [f"seed={seed}", *ROUNDS, *args.overrides, f"output_dir={out / 'rs'}"],
                               args.rounds, sft)
         cumulative, within = 0.0, None
