@@ -9,7 +9,9 @@ VLLM_VENV ?= .venv-vllm
 CONFIG ?= configs/tiny.yaml
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run serve test vllm docker-ready chromium-ready bench-learning bench-grpo-step bench-real-model bench-math bench-sandbox bench-humaneval bench-rlhf bench-rollout
+.PHONY: setup run serve test vllm docker-ready chromium-ready bench-learning bench-grpo-step bench-real-model bench-math \
+	bench-sandbox bench-humaneval bench-rlhf bench-rollout bench-iterative-dpo bench-rejection-sampling \
+	bench-composite-format bench-dynamic-sampling bench-judge
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -68,3 +70,18 @@ bench-rlhf: setup
 
 bench-rollout: setup vllm
 	RLVR_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) bench/rollout_throughput.py $(ARGS)
+
+bench-iterative-dpo: setup
+	$(PY) bench/iterative_dpo.py $(ARGS)
+
+bench-rejection-sampling: setup
+	$(PY) bench/rejection_sampling.py $(ARGS)
+
+bench-composite-format: setup
+	$(PY) bench/composite_format.py $(ARGS)
+
+bench-dynamic-sampling: setup
+	$(PY) bench/dynamic_sampling.py $(ARGS)
+
+bench-judge: setup
+	$(PY) bench/judge.py $(ARGS)

@@ -40,6 +40,8 @@ __all__ = [
     "PPOConfig",
     "DPOConfig",
     "KTOConfig",
+    "GeneratePreferencesConfig",
+    "RejectionSamplingConfig",
     "VerifiersConfig",
     "EvalConfig",
     "GuardsConfig",
@@ -462,6 +464,14 @@ class GRPOConfig(_OptimConfig):
         True, description="Training forwards run each prompt once and its group's completions on its KV cache "
         "(the same log-probs and gradients, G-1 fewer prompt passes); false: one packed sequence per completion"
     )
+    dynamic_sampling: bool = Field(
+        False, description="DAPO's dynamic sampling: drop groups whose rewards are all equal and sample more "
+        "prompts until the step holds prompts_per_step groups with a signal"
+    )
+    max_extra_prompts: float = Field(
+        2.0, ge=0, le=100, description="Dynamic sampling's cap on extra generation per step, in multiples of "
+        "prompts_per_step; a step that reaches it trains on the groups it has (logged as dynamic/groups_short)"
+    )
     eval_every: int = Field(0, ge=0, description="Held-out accuracy every N steps (0: only at the end)")
 
 
@@ -549,6 +559,10 @@ class DPOConfig(_OptimConfig):
     max_length: int = Field(128, ge=8, description="Truncate prompt+response to this many tokens")
     beta: float = Field(0.1, gt=0, description="Inverse temperature of the implicit reward")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Conservative DPO: assumed label-flip rate")
+    nll_coef: float = Field(
+        0.0, ge=0, le=100, description="RPO / Llama 3: weight of the chosen completions' per-token NLL added to "
+        "the loss (0: plain DPO)"
+    )
     eval_every: int = Field(100, ge=0, description="Held-out preference accuracy every N steps (0: only at the end)")
 
 
@@ -566,12 +580,64 @@ class KTOConfig(_OptimConfig):
     eval_every: int = Field(100, ge=0, description="Held-out preference accuracy every N steps (0: only at the end)")
 
 
+class _SamplingStageConfig(_Strict):
+    """A stage that samples K completions per prompt from its input model and scores them."""
+
+    prompts: int = Field(1024, ge=1, le=10**7, description="Prompts to sample (fresh ones each run seed)")
+    samples_per_prompt: int = Field(4, ge=2, le=256, description="Completions sampled per prompt (K)")
+    verifier: str | None = Field(
+        None, min_length=1, description="Score every sample with this verifier (e.g. reward_model, judge, a "
+        "composite); unset: each row's own verifier"
+    )
+    chunk_size: int = Field(256, ge=1, description="Prompts per chunk; a stopped run resumes after its last full chunk")
+    temperature: float | None = Field(None, gt=0, le=10, description="Sampling temperature; unset: rollout.temperature")
+
+
+class GeneratePreferencesConfig(_SamplingStageConfig):
+    """On-policy preference data: K samples per prompt, scored, written as preference rows for the
+    dpo / reward_model / kto stages (Llama 3's rounds; RLAIF with the judge verifier)."""
+
+    pairs: Literal["best_worst", "ranking"] = Field(
+        "best_worst", description="'best_worst': one (best, worst) pair per prompt; 'ranking': the K samples "
+        "ranked by score, equal scores in one tier (never ordered against each other)"
+    )
+    eval_prompts: int = Field(
+        64, ge=1, le=10**6, description="Further prompts sampled the same way for held-out preference rows"
+    )
+
+
+class RejectionSamplingConfig(_SamplingStageConfig):
+    """Rejection sampling (RFT, expert iteration): the best of K samples, when it scores at least
+    `threshold`, becomes an SFT demonstration."""
+
+    samples_per_prompt: int = Field(4, ge=1, le=256, description="Completions sampled per prompt (K)")
+    threshold: float = Field(1.0, description="A best sample needs at least this score to be kept")
+    keep: int = Field(1, ge=1, le=256, description="Keep up to this many distinct samples per prompt, best first")
+
+
 class VerifiersConfig(_Strict):
-    """Verifier options, by verifier name."""
+    """Verifier options, by verifier name, and composite rewards."""
 
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Keyword options passed to each verifier, by name"
     )
+    composites: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Composite rewards by name: verifier name -> weight (e.g. shaped: "
+        "{math: 1.0, format: 0.2, length: 1.0}); a task or row names one like any verifier"
+    )
+
+    @field_validator("composites")
+    @classmethod
+    def _composites_are_weighted_names(cls, composites: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for name, weights in composites.items():
+            if not name or set(name) & {",", "="}:
+                raise ValueError(f"composite name {name!r} must be non-empty, without ',' or '='")
+            if not weights:
+                raise ValueError(f"composite {name!r} names no verifier")
+            bad = [f"{k}={w}" for k, w in weights.items() if not k or w != w or abs(w) == float("inf")]
+            if bad:
+                raise ValueError(f"composite {name!r}: weights must be finite, got {', '.join(bad)}")
+        return composites
 
 
 class EvalConfig(_Strict):
@@ -579,6 +645,10 @@ class EvalConfig(_Strict):
 
     max_new_tokens: int | None = Field(None, ge=1, description="Default: rollout.max_new_tokens")
     batch_size: int = Field(512, ge=1, description="Prompts per generate call")
+    verifier: str | None = Field(
+        None, min_length=1, description="Score held-out rows with this verifier instead of their own (e.g. "
+        "math, when training on a composite of math and format)"
+    )
 
 
 class GuardsConfig(_Strict):
@@ -692,6 +762,8 @@ class RunConfig(_Strict):
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     dpo: DPOConfig = Field(default_factory=DPOConfig)
     kto: KTOConfig = Field(default_factory=KTOConfig)
+    generate_preferences: GeneratePreferencesConfig = Field(default_factory=GeneratePreferencesConfig)
+    rejection_sampling: RejectionSamplingConfig = Field(default_factory=RejectionSamplingConfig)
     verifiers: VerifiersConfig = Field(default_factory=VerifiersConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)

@@ -1,24 +1,28 @@
 """Rows for every stage, from the built-in task or from datasets, validated with file and row.
 
 Two row kinds here: `SFTRow` (prompt, response) for demonstrations and `PromptRow` (prompt,
-answer, verifier) for RL and evaluation. `TaskData` is what the trainers see: a fixed SFT set, a
-fixed held-out set, and `rl_batch(step, n)`, a deterministic function of the step (so a resumed
-run draws exactly the prompts it would have drawn).
+answer, verifier, and the row's other columns) for RL and evaluation. `TaskData` is what the
+trainers see: a fixed SFT set, a fixed held-out set, and `rl_batch(step, n)`, a deterministic
+function of the step (so a resumed run draws exactly the prompts it would have drawn).
+
+A row's verifier is a name, or several with weights (a composite: `{"math": 1, "format": 0.2}`
+in the row, written `math=1,format=0.2`; see `verifiers.composite`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from errors import DataError
 from pipeline.config import DatasetTaskConfig, DataSourceConfig, RunConfig
 from pipeline.tasks import ArithmeticTask, WordProblemTask
 
-__all__ = ["SFTRow", "PromptRow", "TaskData", "EpochSampler", "build_task_data", "load_rows"]
+__all__ = ["SFTRow", "PromptRow", "TaskData", "EpochSampler", "build_task_data", "load_rows", "load_demonstrations"]
 
 _LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -34,6 +38,9 @@ class PromptRow:
     prompt: str
     answer: Any
     verifier: str
+    # The data row's other columns (all but the prompt and the answer), which verifiers that ask for
+    # contexts see as `Context.row`.
+    row: Mapping[str, Any] = field(default_factory=dict, hash=False)
     where: str = field(default="", compare=False)  # "FILE: row N" for a dataset row, for errors
 
 
@@ -46,7 +53,7 @@ class TaskData:
     _task: ArithmeticTask | WordProblemTask | None = None
     _verifier: str = "math"
     _seed: int = 0
-    _sampler: "EpochSampler | None" = None
+    _samplers: dict[str, "EpochSampler"] = field(default_factory=dict)
 
     def verifier_names(self) -> set[str]:
         return {r.verifier for r in self.fixed_prompt_rows()} | {self._verifier}
@@ -56,21 +63,24 @@ class TaskData:
         (a built-in task makes its RL problems as it goes)."""
         return self.eval_rows + (self._rl_rows or [])
 
-    def rl_batch(self, step: int, count: int) -> list[PromptRow]:
-        """The `count` prompts of RL step `step` (0-based); reshuffled every epoch of a dataset."""
+    def rl_batch(self, step: int, count: int, stream: str = "") -> list[PromptRow]:
+        """The `count` prompts of RL step `step` (0-based); reshuffled every epoch of a dataset.
+
+        Another `stream` is an independent sequence of prompts (deterministic by seed, stream and
+        step): a GRPO step's refills, a generation stage's prompts."""
         if self._task is not None:
-            return [PromptRow(p.prompt, p.answer, self._verifier) for p in self._task.rl_problems(step, count)]
+            return [PromptRow(p.prompt, p.answer, self._verifier) for p in self._task.rl_problems(step, count, stream)]
         rows = self._rl_rows or []
-        if self._sampler is None:
-            self._sampler = EpochSampler(len(rows), self._seed)
-        return [rows[i] for i in self._sampler.batch(step, count)]
+        if stream not in self._samplers:
+            self._samplers[stream] = EpochSampler(len(rows), self._seed if not stream else f"{self._seed}/{stream}")
+        return [rows[i] for i in self._samplers[stream].batch(step, count)]
 
 
 class EpochSampler:
     """Batches of indices into n items, reshuffled every epoch; batch `step` is a pure function of
     (seed, step), so a resumed run continues exactly where the killed one was."""
 
-    def __init__(self, n: int, seed: int):
+    def __init__(self, n: int, seed: int | str):
         if n < 1:
             raise ValueError("EpochSampler needs at least one item")
         self.n = n
@@ -94,17 +104,23 @@ class EpochSampler:
 
 
 def build_task_data(cfg: RunConfig) -> TaskData:
+    """The run's rows; with `eval.verifier` set, the held-out rows are scored by it instead of their own
+    (correctness alone, when training on a composite reward)."""
     task = cfg.task
     if task.kind in ("arithmetic", "word_problems"):
         arith = ArithmeticTask(task) if task.kind == "arithmetic" else WordProblemTask(task)
-        return TaskData(
+        data = TaskData(
             sft_rows=[SFTRow(p.prompt, p.answer) for p in arith.sft_problems],
             eval_rows=[PromptRow(p.prompt, p.answer, task.verifier) for p in arith.eval_problems],
             _task=arith,
             _verifier=task.verifier,
             _seed=cfg.seed,
         )
-    return _dataset_task_data(task, cfg.seed)
+    else:
+        data = _dataset_task_data(task, cfg.seed)
+    if cfg.eval.verifier:
+        data.eval_rows = [PromptRow(r.prompt, r.answer, cfg.eval.verifier, r.row, r.where) for r in data.eval_rows]
+    return data
 
 
 def _dataset_task_data(task: DatasetTaskConfig, seed: int) -> TaskData:
@@ -114,8 +130,9 @@ def _dataset_task_data(task: DatasetTaskConfig, seed: int) -> TaskData:
     def prompt_rows(source: DataSourceConfig) -> list[PromptRow]:
         fields = (source.prompt_field, source.answer_field)
         return [
-            PromptRow(prompt_of(r[fields[0]]), r[fields[1]], _row_verifier(r, source, task.verifier),
-                      where=f"{source.path}: row {number}")
+            PromptRow(prompt_of(r[fields[0]]), r[fields[1]],
+                      _row_verifier(r, source, task.verifier, f"{source.path}: row {number}"),
+                      {k: v for k, v in r.items() if k not in fields}, where=f"{source.path}: row {number}")
             for number, r in enumerate(load_rows(source, required=fields), start=1)
         ]
 
@@ -141,10 +158,27 @@ def _dataset_task_data(task: DatasetTaskConfig, seed: int) -> TaskData:
     )
 
 
-def _row_verifier(row: dict, source: DataSourceConfig, default: str) -> str:
-    if source.verifier_field and row.get(source.verifier_field):
-        return str(row[source.verifier_field])
-    return default
+def _row_verifier(row: dict, source: DataSourceConfig, default: str, where: str) -> str:
+    """The row's verifier: a name, or a mapping of names to weights (a composite reward), which
+    becomes its canonical spelling `name=weight,...`."""
+    value = row.get(source.verifier_field) if source.verifier_field else None
+    if isinstance(value, Mapping):  # a parquet struct column gives every row every key: None is absent
+        value = {k: w for k, w in value.items() if w is not None}
+    if value is None or value == "" or value == {}:
+        return default
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) and k and isinstance(w, (int, float)) and not isinstance(w, bool)
+                   and math.isfinite(w) for k, w in value.items()):
+            raise DataError(f"{where}: field {source.verifier_field!r} must be a verifier name or a mapping of "
+                            f"verifier names to finite weights, got {value!r}"[:300])
+        return ",".join(f"{k}={float(w):g}" for k, w in value.items())
+    return str(value)
+
+
+def load_demonstrations(path: str | Path) -> list[SFTRow]:
+    """SFT rows `{prompt, response}` from a JSONL file (a rejection_sampling stage's output)."""
+    source = DataSourceConfig(path=str(path))
+    return [SFTRow(r["prompt"], str(r["response"])) for r in load_rows(source, required=("prompt", "response"))]
 
 
 def load_rows(source: DataSourceConfig, required: tuple[str, ...]) -> list[dict]:

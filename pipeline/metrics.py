@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["MetricsLog", "read_metrics", "plot_metrics", "sample_metrics", "verifier_metrics", "masked_verdicts",
-           "check_trackers", "tracker_config"]
+           "refill_metrics", "component_keys", "check_trackers", "tracker_config"]
 
 
 class MetricsLog:
@@ -161,12 +161,13 @@ def sample_metrics(acc, collected, keep) -> dict[str, Any]:
 
 def verifier_metrics(acc, verdicts, names: list[str], all_names: list[str]) -> dict[str, Any]:
     """Per verifier: verdicts by status, mean reward of ok verdicts, mean latency, and a count per
-    flag a verdict carried (`verifier/code/tamper`); summed over all processes."""
+    flag a verdict carried (`verifier/code/tamper`); per component of a composite, its verdicts by
+    status and its mean reward (`verifier/shaped/format/reward_mean`); summed over all processes."""
     import torch
 
     local = torch.zeros(len(all_names), 5, dtype=torch.float64)  # ok, timeout, error, reward sum, latency sum
     column = {"ok": 0, "timeout": 1, "error": 2}
-    flags: dict[str, int] = {}
+    flags: dict[str, float] = {}  # counts and sums whose keys are not known in advance
     for verdict, name in zip(verdicts, names):
         row = local[all_names.index(name)]
         row[column[verdict.status]] += 1
@@ -174,6 +175,9 @@ def verifier_metrics(acc, verdicts, names: list[str], all_names: list[str]) -> d
         row[4] += verdict.latency_s
         for flag in verdict.flags:
             flags[f"verifier/{name}/{flag}"] = flags.get(f"verifier/{name}/{flag}", 0) + 1
+        for part, v in verdict.parts:
+            for key, value in ((v.status, 1), ("reward_sum", v.reward if v.scored else 0.0)):
+                flags[f"verifier/{name}/{part}/{key}"] = flags.get(f"verifier/{name}/{part}/{key}", 0) + value
     total = acc.reduce(local.to(acc.device), "sum").cpu()  # every process lists the same verifiers
     stats: dict[str, Any] = {}
     for name, (ok, timeout, error, reward_sum, latency_sum) in zip(all_names, total.tolist()):
@@ -185,7 +189,29 @@ def verifier_metrics(acc, verdicts, names: list[str], all_names: list[str]) -> d
     for part in _gathered(acc, flags):  # flag names are not known in advance: gather the dicts
         for key, count in part.items():
             stats[key] = stats.get(key, 0) + count
+    for key in [k for k in stats if k.endswith("/reward_sum")]:  # a component's sum -> its mean over ok verdicts
+        ok = stats.get(key.removesuffix("reward_sum") + "ok", 0)
+        stats[key.removesuffix("sum") + "mean"] = stats.pop(key) / ok if ok else None
     return stats
+
+
+def component_keys(scorer) -> list[str]:
+    """The metric keys of each composite component's mean reward, to plot beside the reward."""
+    return [f"verifier/{name}/{part}/reward_mean" for name, parts in scorer.components().items() for part in parts]
+
+
+def refill_metrics(acc, refilled) -> dict[str, Any]:
+    """Dynamic sampling's cost and outcome of one step (a `rollout.refill.Refilled`), summed over
+    every process: prompts generated for, the extra generation as a share of the step's prompts,
+    groups trained on, groups short of the quota (0 unless the cap was reached), refill rounds."""
+    import torch
+
+    local = torch.tensor([refilled.prompts_sampled, refilled.quota, refilled.groups_trained, refilled.refills],
+                         dtype=torch.float64)
+    sampled, quota, trained, refills = acc.reduce(local.to(acc.device), "sum").tolist()
+    return {"dynamic/prompts_sampled": int(sampled), "dynamic/extra_generation": (sampled - quota) / quota if quota else 0.0,
+            "dynamic/groups_trained": int(trained), "dynamic/groups_short": int(quota - trained),
+            "dynamic/refills": int(refills)}
 
 
 def masked_verdicts(acc, verdicts, names: list[str]) -> list[tuple[str, str, str]]:

@@ -2,11 +2,14 @@
 
 - pair:    `{prompt, chosen, rejected}` (optional numeric `margin`, used by the reward model);
 - ranking: `{prompt, responses: [K texts], ranking: [K indices, best first]}`, expanded into its
-           K(K-1)/2 ordered (better, worse) pairs, as InstructGPT trained its reward model;
+           K(K-1)/2 ordered (better, worse) pairs, as InstructGPT trained its reward model; an
+           entry of the ranking may be a list of indices that tie (`[[0, 2], 1]`): they are
+           never paired with each other;
 - binary:  `{prompt, completion, label}` with a boolean label (desirable or not), for KTO.
 
 Pair and ranking rows may be mixed in one file; KTO also reads them, each pair giving one
-desirable and one undesirable row. Without a file, the built-in preference task: prompts of the
+desirable and one undesirable row. Other fields of a row (the scores a generate_preferences stage
+kept) are ignored. Without a file, the built-in preference task: prompts of the
 arithmetic task, each with K responses whose true order is known (see `builtin_preference_rows`),
 so a stage can be shown to learn without human labels.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from errors import DataError
@@ -100,16 +104,17 @@ def _pairs_of(row: dict, where: str) -> list[PreferencePair]:
         if not isinstance(r, str) or not r.strip():
             raise DataError(f"{where}: responses[{i}] must be non-empty text, got {r!r}")
     k = len(responses)
+    tiers = [t if isinstance(t, list) else [t] for t in ranking] if isinstance(ranking, list) else None
     if (
-        not isinstance(ranking, list)
-        or any(isinstance(i, bool) or not isinstance(i, int) for i in ranking)
-        or sorted(ranking) != list(range(k))
+        tiers is None
+        or any(not tier or any(isinstance(i, bool) or not isinstance(i, int) for i in tier) for tier in tiers)
+        or sorted(i for tier in tiers for i in tier) != list(range(k))
     ):
         raise DataError(
             f"{where}: field 'ranking' must be a permutation of 0..{k - 1} (indices into responses, best "
-            f"first), got {ranking!r}"
+            f"first; a list of indices for responses that tie), got {ranking!r}"
         )
-    return [PreferencePair(prompt, responses[a], responses[b]) for a, b in ranking_to_pairs(ranking)]
+    return [PreferencePair(prompt, responses[a], responses[b]) for a, b in ranking_to_pairs(tiers)]
 
 
 def parse_pairs(rows: list[dict], source: str, skip_binary: bool = False) -> list[PreferencePair]:
@@ -203,13 +208,20 @@ def _ranking_row(prompt: str, answer: str, k: int, rng: random.Random, arith: Ar
     return {"prompt": prompt, "responses": responses, "ranking": order}
 
 
-def load_preference_data(cfg: RunConfig) -> PreferenceData:
-    """The run's preference rows: the built-in task, or `preference.path` (+ `eval_path`, or a
-    held-out carve of `eval_size` prompts, so no prompt is in both splits). Every row of a file is
-    validated, with its 1-based row number, before anything is carved."""
+def load_preference_data(cfg: RunConfig, generated: str | None = None) -> PreferenceData:
+    """The run's preference rows: a generate_preferences stage's output directory (`generated`:
+    its train.jsonl and eval.jsonl), else the built-in task, or `preference.path` (+ `eval_path`,
+    or a held-out carve of `eval_size` prompts, so no prompt is in both splits). Every row of a file
+    is validated, with its 1-based row number, before anything is carved."""
     pref: PreferenceDataConfig = cfg.preference
     system = getattr(cfg.task, "system_prompt", None)
-    if pref.path is None:
+    if generated is not None:
+        train_file, eval_file = Path(generated) / "train.jsonl", Path(generated) / "eval.jsonl"
+        if not train_file.is_file():
+            raise DataError(f"{generated}: not a generate_preferences output (no train.jsonl)")
+        train = _parse_rows(_read_all(train_file), str(train_file))
+        held = _parse_rows(_read_all(eval_file), str(eval_file)) if _has_rows(eval_file) else []
+    elif pref.path is None:
         if cfg.task.kind != "arithmetic":
             raise DataError("preference: set preference.path (the built-in preference task needs task.kind=arithmetic)")
         train_rows, held_rows = builtin_preference_rows(cfg.task, pref.size, pref.eval_size, pref.ranking_size, pref.seed)
@@ -243,6 +255,14 @@ def _parse_rows(rows: list[dict], source: str) -> list[_Parsed]:
             pairs = _pairs_of(row, where)
             out.append((pairs[0].prompt, pairs, _as_binary(pairs)))
     return out
+
+
+def _read_all(path: Path) -> list[dict]:
+    return load_rows(DataSourceConfig(path=str(path)), required=("prompt",))
+
+
+def _has_rows(path: Path) -> bool:
+    return path.is_file() and any(line.strip() for line in path.open())
 
 
 def _read(path: str, pref: PreferenceDataConfig) -> list[dict]:

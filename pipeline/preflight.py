@@ -17,4 +17,7 @@ def check_inputs(cfg: RunConfig, init: str | None = None) -> None:
     check_trackers(cfg.report_to)
     resolve_model(init or cfg.model.name, cfg.model)
     data = build_task_data(cfg)
-    Scorer.for_task(cfg, data)
+    # The sampling stages may score with a verifier of their own (a judge, a composite).
+    chosen = {getattr(cfg, stage).verifier for stage in ("generate_preferences", "rejection_sampling")
+              if stage in cfg.stages and getattr(cfg, stage).verifier}
+    Scorer.for_task(cfg, data, extra=chosen)

@@ -59,14 +59,20 @@ class StageSpec:
 
 # Stage name -> its row. A round runs the stages its config lists, in that order.
 STAGES: dict[str, StageSpec] = {
-    "sft": StageSpec("pipeline.trainers.sft", "sft", "sft", reads=("eval",)),
+    "sft": StageSpec("pipeline.trainers.sft", "sft", "sft", consumes=("demonstrations",), reads=("eval",)),
     "reward_model": StageSpec("pipeline.trainers.reward_model", "reward_model", "reward_model",
-                              produces=("reward_model",)),
+                              consumes=("preferences",), produces=("reward_model",)),
     "ppo": StageSpec("pipeline.trainers.ppo", "ppo", "ppo", consumes=("reward_model",), produces=("model", "value_model"),
                      reads=("reward_model", "eval")),
-    "dpo": StageSpec("pipeline.trainers.dpo", "dpo", "dpo"),
-    "kto": StageSpec("pipeline.trainers.kto", "kto", "kto", distributed=False),
+    "dpo": StageSpec("pipeline.trainers.dpo", "dpo", "dpo", consumes=("preferences",)),
+    "kto": StageSpec("pipeline.trainers.kto", "kto", "kto", consumes=("preferences",), distributed=False),
     "grpo": StageSpec("pipeline.trainers.grpo", "grpo", "grpo", reads=("eval",)),
+    "generate_preferences": StageSpec("pipeline.generation.preferences", "generate_preferences", "generate_preferences",
+                                      consumes=("reward_model",), produces=("preferences",), reads=("reward_model",),
+                                      distributed=False),
+    "rejection_sampling": StageSpec("pipeline.generation.rejection", "rejection_sampling", "rejection_sampling",
+                                    consumes=("reward_model",), produces=("demonstrations",), reads=("reward_model",),
+                                    distributed=False),
     "evaluate": StageSpec("pipeline.evaluate", "eval", "eval", produces=(), evaluates=True, distributed=False),
     # A campaign runs it on each round's best policy; it decides nothing itself (pipeline/gate.py).
     "gate": StageSpec("pipeline.gate", "gates", "gate", consumes=("reference",), produces=(), reads=("eval", "sft"),

@@ -40,6 +40,8 @@ class Verdict:
     # Short machine-readable labels of what the verifier saw besides the score (e.g. "tamper" when
     # a program tried to game its tests); trainers count each flag per verifier and step.
     flags: tuple[str, ...] = ()
+    # A composite reward's components: (verifier name, its verdict), logged per component.
+    parts: tuple[tuple[str, "Verdict"], ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -53,6 +55,10 @@ class Verdict:
         if isinstance(self.flags, str) or not all(isinstance(f, str) and f for f in self.flags):
             raise ValueError(f"Verdict flags must be a tuple of non-empty strings, got {self.flags!r}")
         object.__setattr__(self, "flags", tuple(self.flags))
+        if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], Verdict)
+                   for p in self.parts):
+            raise ValueError(f"Verdict parts must be (name, Verdict) pairs, got {self.parts!r}"[:300])
+        object.__setattr__(self, "parts", tuple(self.parts))
 
     @property
     def scored(self) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "available",
     "get",
+    "factory",
     "UnknownVerifierError",
     "VerifierRegistryError",
     "VerifierConfigError",
@@ -36,6 +37,9 @@ _BUILTINS: dict[str, str] = {
     "math": "verifiers.math:MathVerifier",
     "reward_model": "verifiers.reward_model:RewardModelVerifier",
     "code": "verifiers.code:CodeVerifier",
+    "format": "verifiers.format:FormatVerifier",
+    "length": "verifiers.length:LengthVerifier",
+    "judge": "verifiers.judge:JudgeVerifier",
 }
 
 
@@ -58,16 +62,33 @@ def available() -> list[str]:
 
 def get(name: str, **options: Any) -> Verifier:
     """Build the verifier called `name`, passing `options` to its factory as keyword arguments."""
+    make, origin = _load(name)
+    verifier = _construct(name, make, options)
+    if not isinstance(verifier, Verifier):
+        raise VerifierRegistryError(
+            f"Verifier {name!r} ({origin}) built a {type(verifier).__name__}, which lacks a "
+            "`name` attribute or a `verify(completions, references)` method."
+        )
+    return verifier
+
+
+def factory(name: str) -> Any:
+    """The factory (usually the class) of the verifier called `name`, not yet called: what it
+    declares (e.g. `run_defaults`) can be read before it is built."""
+    return _load(name)[0]
+
+
+def _load(name: str) -> tuple[Any, str]:
     plugins = _plugin_entry_points()
     if name in _BUILTINS:
         builtin = importlib.metadata.EntryPoint(name=name, value=_BUILTINS[name], group=ENTRY_POINT_GROUP)
-        factory = builtin.load()
+        loaded = builtin.load()
         origin = f"built-in {_BUILTINS[name]!r}"
     elif name in plugins:
         ep = plugins[name]
         origin = _describe(ep)
         try:
-            factory = ep.load()
+            loaded = ep.load()
         except Exception as e:
             raise VerifierRegistryError(
                 f"Verifier {name!r} ({origin}) could not be loaded: {type(e).__name__}: {e}. "
@@ -79,14 +100,7 @@ def get(name: str, **options: Any) -> Verifier:
             f"Unknown verifier {name!r}; available: {known}. Third-party verifiers register "
             f"under the entry-point group {ENTRY_POINT_GROUP!r}."
         )
-
-    verifier = _construct(name, factory, options)
-    if not isinstance(verifier, Verifier):
-        raise VerifierRegistryError(
-            f"Verifier {name!r} ({origin}) built a {type(verifier).__name__}, which lacks a "
-            "`name` attribute or a `verify(completions, references)` method."
-        )
-    return verifier
+    return loaded, origin
 
 
 def _construct(name: str, factory: Any, options: dict[str, Any]) -> Any:

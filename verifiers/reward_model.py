@@ -2,8 +2,8 @@
 head of the reward_model stage's model, so GRPO can use it like any rule-based verifier and PPO
 takes its score from it, through the same contract (a failure is a masked verdict, never a 0).
 
-Options (`verifiers.options.reward_model`): `path` (the trained model's directory; default
-`<output_dir>/reward_model/final`), `output_dir`, `device` ("auto": CUDA when available),
+Options (`verifiers.options.reward_model`): `path` (the trained model's directory; in a run, the
+run's reward model by default: `reward_model.path`, else `<output_dir>/reward_model/final`), `output_dir`, `device` ("auto": CUDA when available),
 `batch_size`, `max_length`, `system`, `dtype`.
 
 It asks for each completion's `Context` (`wants_context = True`): it scores the completion after
@@ -28,6 +28,11 @@ __all__ = ["RewardModelVerifier"]
 class RewardModelVerifier:
     name = "reward_model"
     wants_context = True
+
+    @classmethod
+    def run_defaults(cls, run: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        """In a run, the run's reward model, unless the options say where it is."""
+        return {} if "path" in options or "output_dir" in options else {"path": run["reward_model_path"]}
 
     def __init__(
         self,

@@ -4,6 +4,9 @@ References:
 - Rafailov et al. 2023, "Direct Preference Optimization: Your Language Model is Secretly a Reward
   Model", eq. 7; the implicit reward `beta * log(pi / pi_ref)` of section 5.
 - Mitchell 2023, "A note on DPO with noisy preferences" (conservative DPO, `label_smoothing`).
+- Pang et al. 2024, "Iterative Reasoning Preference Optimization", eq. 1 (RPO), and Llama 3
+  (Dubey et al. 2024, section 4.1.4): a negative log-likelihood term on the chosen completions,
+  normalised by their length, so that DPO does not push the chosen completions down too.
 - Ethayarajh et al. 2024, "KTO: Model Alignment as Prospect Theoretic Optimization", eq. 8, with
   the reference point z0 estimated from mismatched (prompt, completion) pairs of the batch.
 
@@ -34,6 +37,8 @@ def dpo_loss(
     ref_rejected_logps: torch.Tensor,
     beta: float = 0.1,
     label_smoothing: float = 0.0,
+    nll_coef: float = 0.0,
+    chosen_lengths: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DPO (eq. 7): `logits = beta * ((pc - pr) - (rc - rr))`, loss = mean of `-logsigmoid(logits)`.
 
@@ -41,6 +46,8 @@ def dpo_loss(
     `(loss, chosen_rewards = beta * (pc - rc), rejected_rewards = beta * (pr - rr))`, the rewards
     `(N,)` and detached (the implicit reward model, for logging and accuracy).
     With `label_smoothing = eps > 0` (cDPO): `-(1 - eps) * logsigmoid(logits) - eps * logsigmoid(-logits)`.
+    With `nll_coef = alpha > 0` (RPO): plus `alpha * mean(-pc / chosen_lengths)`, the chosen
+    completions' mean per-token negative log-likelihood (`chosen_lengths` `(N,)`: their token counts).
     """
     shapes = {tuple(t.shape) for t in (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)}
     if len(shapes) != 1 or policy_chosen_logps.dim() != 1:
@@ -51,6 +58,10 @@ def dpo_loss(
     losses = -F.logsigmoid(logits)
     if label_smoothing:
         losses = (1 - label_smoothing) * losses - label_smoothing * F.logsigmoid(-logits)
+    if nll_coef:
+        if chosen_lengths is None or chosen_lengths.shape != policy_chosen_logps.shape:
+            raise ValueError("nll_coef needs chosen_lengths, the (N,) token counts of the chosen completions")
+        losses = losses - nll_coef * policy_chosen_logps / chosen_lengths.clamp(min=1)
     return losses.mean(), (beta * chosen_ratio).detach(), (beta * rejected_ratio).detach()
 
 

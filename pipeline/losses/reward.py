@@ -39,16 +39,19 @@ def bradley_terry_loss(
     return -F.logsigmoid(diff).mean()
 
 
-def ranking_to_pairs(ranking: Sequence[int]) -> list[tuple[int, int]]:
+def ranking_to_pairs(ranking: Sequence[int | Sequence[int]]) -> list[tuple[int, int]]:
     """Every ordered (better, worse) pair of a ranking of K item indices, best first.
 
     `[2, 0, 1]` -> `[(2, 0), (2, 1), (0, 1)]`: K(K-1)/2 pairs, ordered by the better item's rank
-    and then the worse item's. A ranking that repeats an index is an error.
+    and then the worse item's. An entry may be a tier of items that rank equal (a tie): they are
+    never ordered against each other, `[[2, 0], 1]` -> `[(2, 1), (0, 1)]`. A ranking that repeats
+    an index is an error.
     """
-    items = list(ranking)
+    tiers = [list(t) if isinstance(t, (list, tuple)) else [t] for t in ranking]
+    items = [i for tier in tiers for i in tier]
     if len(set(items)) != len(items):
-        raise ValueError(f"ranking {items} repeats an index; expected a permutation of the responses")
-    return [(items[i], items[j]) for i in range(len(items)) for j in range(i + 1, len(items))]
+        raise ValueError(f"ranking {list(ranking)} repeats an index; expected a permutation of the responses")
+    return [(a, b) for i, better in enumerate(tiers) for worse in tiers[i + 1 :] for a in better for b in worse]
 
 
 def pairwise_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:

@@ -66,7 +66,8 @@ def score_rollouts(scorer, rows: Sequence[PromptRow], rollouts: Rollouts, system
     owners = [rows[i // n] for i in range(len(rollouts.completion_ids))]
     names = [r.verifier for r in owners]
     contexts = [
-        Context(prompt=r.prompt, system=system, prompt_ids=tuple(p), completion_ids=tuple(c), vocabulary=vocabulary)
+        Context(prompt=r.prompt, system=system, row=r.row, prompt_ids=tuple(p), completion_ids=tuple(c),
+                vocabulary=vocabulary)
         for r, p, c in zip(owners, rollouts.prompt_ids, rollouts.completion_ids)
     ]
     verdicts = scorer.score(rollouts.texts, [r.answer for r in owners], names, contexts)

@@ -53,9 +53,11 @@ class ArithmeticTask:
         expr = str(operands[0]) + "".join(f"{op}{x}" for op, x in zip(ops, operands[1:]))
         return ArithmeticProblem(prompt=f"{expr}=", answer=str(_evaluate(operands, ops)))
 
-    def rl_problems(self, step: int, count: int) -> list[ArithmeticProblem]:
-        """The RL prompts of one step: fresh draws, deterministic by (seed, step), never held-out."""
-        rng = random.Random(f"{self.cfg.seed}/rl/{step}")
+    def rl_problems(self, step: int, count: int, stream: str = "") -> list[ArithmeticProblem]:
+        """The RL prompts of one step: fresh draws, deterministic by (seed, stream, step), never
+        held-out. Each `stream` (a refill of a GRPO step, a generation stage's run) is a sequence of
+        its own; the default one is the RL stages'."""
+        rng = random.Random(f"{self.cfg.seed}/rl/{stream}/{step}" if stream else f"{self.cfg.seed}/rl/{step}")
         out: list[ArithmeticProblem] = []
         while len(out) < count:
             p = self.problem(rng)

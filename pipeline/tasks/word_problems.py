@@ -46,9 +46,11 @@ class WordProblemTask:
         self.sft_problems = [ArithmeticProblem(p.prompt, _worked(t, p.answer))
                              for t, p in zip(demos, self._render(demos, random.Random(f"{cfg.seed}/sft")))]
 
-    def rl_problems(self, step: int, count: int) -> list[ArithmeticProblem]:
-        """The RL problems of one step: deterministic by (seed, step), never a held-out operation."""
-        rng = random.Random(f"{self.cfg.seed}/rl/{step}")
+    def rl_problems(self, step: int, count: int, stream: str = "") -> list[ArithmeticProblem]:
+        """The RL problems of one step: deterministic by (seed, stream, step), never a held-out
+        operation. Each `stream` (a refill of a GRPO step, a generation stage's run) is a sequence of
+        its own; the default one is the RL stages'."""
+        rng = random.Random(f"{self.cfg.seed}/rl/{stream}/{step}" if stream else f"{self.cfg.seed}/rl/{step}")
         return self._render([rng.choice(self._train) for _ in range(count)], rng)
 
     def _render(self, triples, rng: random.Random) -> list[ArithmeticProblem]:

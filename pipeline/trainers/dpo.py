@@ -5,7 +5,9 @@
 A step: a batch of (prompt, chosen, rejected) pairs -> the policy's sequence log-probs of both
 completions -> `dpo_loss` against the reference's log-probs -> one optimiser step. The reference
 is the starting policy; its log-probs of every training and held-out pair are computed once before
-training (they never change), so no second model sits in memory during the loop.
+training (they never change), so no second model sits in memory during the loop. With `nll_coef`
+the chosen completions' per-token NLL joins the loss (RPO, as Llama 3's rounds train). The pairs come
+from `preference` or from a generate_preferences stage (`--input preferences=DIR`).
 
 Logged: the implicit rewards `beta * log(pi / pi_ref)` of chosen and rejected completions, their
 margin, and the preference accuracy (chosen reward > rejected reward) on the batch and on the
@@ -36,7 +38,7 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     # --- set up: policy, pairs, the reference's log-probs (computed once), optimiser, resume --
     ctx = setup_stage(cfg, "dpo", init)
     acc, tokenizer, d = ctx.accelerator, ctx.tokenizer, cfg.dpo
-    data = load_preference_data(cfg)
+    data = load_preference_data(cfg, (inputs or {}).get("preferences"))  # a generate_preferences output, if any
     if not data.train_pairs or not data.eval_pairs:
         raise DataError("dpo stage: the preference data has no pairs (it needs pair or ranking rows)")
     train = encode_pairs(tokenizer, data.train_pairs, d.max_length, data.system)
@@ -74,7 +76,9 @@ def train_dpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
             indices = mine[start : start + d.micro_batch_size]
             chosen, rejected = pair_logps(model, [train[i] for i in indices], pad_id, acc.device)
             ref = ref_train[indices].to(acc.device)
-            loss, chosen_r, rejected_r = dpo_loss(chosen, rejected, ref[:, 0], ref[:, 1], d.beta, d.label_smoothing)
+            lengths = torch.tensor([len(train[i][1]) for i in indices], device=acc.device)
+            loss, chosen_r, rejected_r = dpo_loss(chosen, rejected, ref[:, 0], ref[:, 1], d.beta, d.label_smoothing,
+                                                  d.nll_coef, lengths)
             acc.backward(loss * len(indices) / len(batch) * acc.num_processes)
             sums += torch.tensor([loss.item() * len(indices), float((chosen_r > rejected_r).sum()),
                                   float((chosen_r - rejected_r).sum()), float(chosen_r.sum()), float(rejected_r.sum())],

@@ -6,6 +6,7 @@ the completions that beat their group (DeepSeekMath, Shao et al. 2024).
 A step: sample prompts -> G rollouts each -> verifiers -> group-relative advantages (only `ok`
 verdicts count; timeouts and errors are masked out, never scored 0) -> `epochs` passes of the
 clipped surrogate (+ beta * k3 KL to a frozen reference) -> the rollout engine sees the new weights.
+With `dynamic_sampling`, groups without a signal are replaced by groups of more prompts (DAPO).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from pipeline.data import build_task_data
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs, grouped_completion_logprobs, vocabulary_fingerprint
 from pipeline.losses import grpo_loss, importance_weights, masked_group_advantages
-from pipeline.metrics import masked_verdicts, sample_metrics, verifier_metrics
+from pipeline.metrics import component_keys, masked_verdicts, refill_metrics, sample_metrics, verifier_metrics
 from pipeline.models import frozen_reference
 from pipeline.rollout import sampling_params
 from pipeline.rollout.collect import collect
+from pipeline.rollout.refill import collect_with_refill
 from pipeline.scoring import Scorer
 from pipeline.stages import stage_main
 from pipeline.tokens import GroupedBatch, PackedBatch, encode_prompt, pack, pack_groups, pad_rows
@@ -71,9 +73,20 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
         # --- roll out and score: this process's share of the step's prompts, G completions each
         batch_rows = data.rl_batch(step, g.prompts_per_step)
         rows = [batch_rows[i] for i in prompts_here]
-        c = collect(engine, scorer, tokenizer, rows, g.group_size, sampling, data.system, vocabulary, watch)
+        refilled = None
+        if g.dynamic_sampling:  # refills draw from streams of their own, one per process
+            def draw(refill: int, count: int) -> list:
+                return rows if refill == 0 else data.rl_batch(step, count, f"refill/{refill}/{acc.process_index}")
+
+            refilled = collect_with_refill(engine, scorer, tokenizer, draw, len(rows), g.group_size, sampling,
+                                           data.system, vocabulary, watch, g.max_extra_prompts)
+            c = refilled.collected
+        else:
+            c = collect(engine, scorer, tokenizer, rows, g.group_size, sampling, data.system, vocabulary, watch)
         advantages, keep = masked_group_advantages(c.rewards, c.valid, g.group_size, g.advantage_scale,
                                                    g.drop_equal_groups)
+        if refilled is not None:
+            keep &= refilled.trained
 
         # --- optimise: `epochs` passes over the kept samples, one optimiser step per pass
         with watch("train"):
@@ -92,6 +105,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
             "step": step,
             **samples,
             **verifier_metrics(acc, c.verdicts, c.names, sorted(scorer.verifiers)),
+            **(refill_metrics(acc, refilled) if refilled is not None else {}),
             "lr": scheduler.get_last_lr()[0],
             **train_stats,
             **synced,
@@ -113,7 +127,7 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
         final_accuracy = evaluate()
         log.log({"step": step, "eval_accuracy": final_accuracy})
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "start_accuracy": start_accuracy},
-                       ["reward_mean", "eval_accuracy", "kl", "completion_len"], "GRPO")
+                       ["reward_mean", "eval_accuracy", "kl", "completion_len", *component_keys(scorer)], "GRPO")
     engine.close()
     return {"model": str(final), "steps": step, "start_accuracy": start_accuracy,
             "final_accuracy": final_accuracy, "train_seconds": round(train_seconds, 2)}

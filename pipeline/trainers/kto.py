@@ -44,7 +44,7 @@ def train_kto(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     # --- set up: policy, frozen reference, rows, optimiser, resume -----------------------------
     ctx = setup_stage(cfg, "kto", init)
     acc, tokenizer, k = ctx.accelerator, ctx.tokenizer, cfg.kto
-    data = load_preference_data(cfg)
+    data = load_preference_data(cfg, (inputs or {}).get("preferences"))  # a generate_preferences output, if any
     if not data.train_binary:
         raise DataError("kto stage: the preference data has no rows")
     if acc.num_processes > 1:

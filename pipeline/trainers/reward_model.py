@@ -65,7 +65,7 @@ def train_reward_model(cfg: RunConfig, init: str | None = None, inputs: Mapping[
     acc, tokenizer, r = ctx.accelerator, ctx.tokenizer, cfg.reward_model
     ctx.model = scorer_from_causal_lm(ctx.model, seed=cfg.seed)
     ctx.model.config.pad_token_id = tokenizer.pad_token_id
-    data = load_preference_data(cfg)
+    data = load_preference_data(cfg, (inputs or {}).get("preferences"))  # a generate_preferences output, if any
     if not data.train_pairs or not data.eval_pairs:
         raise DataError("reward_model stage: the preference data has no pairs (it needs pair or ranking rows)")
     train = encode_pairs(tokenizer, data.train_pairs, r.max_length, data.system)

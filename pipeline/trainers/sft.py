@@ -1,19 +1,23 @@
 """Supervised fine-tuning: next-token loss on the assistant's tokens only, through the chat template.
 
-    python -m pipeline.trainers.sft --config configs/tiny.yaml [--init DIR] [key=value ...]
+    python -m pipeline.trainers.sft --config configs/tiny.yaml [--init DIR] [--input demonstrations=DIR] [key=value ...]
+
+The demonstrations are the task's, or a rejection_sampling stage's (`--input demonstrations=DIR`:
+the best of K samples of an earlier policy, expert iteration).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from errors import DataError
 from pipeline.config import HFRolloutConfig, RunConfig
-from pipeline.data import EpochSampler, build_task_data
+from pipeline.data import EpochSampler, build_task_data, load_demonstrations
 from pipeline.evaluate import heldout_accuracy
 from pipeline.forward import completion_logprobs
 from pipeline.losses import sft_loss
@@ -31,9 +35,12 @@ def train_sft(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     ctx = setup_stage(cfg, "sft", init)
     acc, tokenizer, s = ctx.accelerator, ctx.tokenizer, cfg.sft
     data = build_task_data(cfg)
-    if not data.sft_rows:
+    rows = data.sft_rows
+    if inputs and inputs.get("demonstrations"):  # a rejection_sampling stage's output
+        rows = load_demonstrations(Path(inputs["demonstrations"]) / "demonstrations.jsonl")
+    if not rows:
         raise DataError("sft stage: the task has no demonstrations (set task.sft_size, or task.sft for a dataset)")
-    examples = [encode_demonstration(tokenizer, r.prompt, r.response, s.max_length, data.system) for r in data.sft_rows]
+    examples = [encode_demonstration(tokenizer, r.prompt, r.response, s.max_length, data.system) for r in rows]
     sampler = EpochSampler(len(examples), cfg.seed)
 
     run = prepare_training(ctx, s, s.steps)

@@ -100,3 +100,53 @@ def test_a_regressing_round_is_rejected_the_next_starts_from_the_promoted_model_
     again = subprocess.run([sys.executable, "-m", "flows.cli", "rollback", str(out)], capture_output=True, text=True,
                            cwd=REPO, env=env, timeout=120)
     assert again.returncode == 2 and again.stderr.startswith("error: ") and "first promotion" in again.stderr
+
+
+@pytest.mark.slow
+def test_rounds_that_feed_themselves_generate_their_data_from_the_promoted_model(tmp_path, monkeypatch):
+    # Round 1: sft -> generate_preferences -> dpo -> evaluate; round 2 starts from round 1's best,
+    # promoted by the gate (a margin of -1 promotes any round): rejection_sampling -> sft on its
+    # demonstrations -> evaluate. Each round's data and scores stay
+    # in its directory. Round 1 scores with a composite of `length` (characters) and `format`, which
+    # scores the samples of a prompt differently even when the model knows no arithmetic; round 2
+    # with a `judge` (the random tiny preset: any answer it gives is a score in [0, 1]).
+    import json
+    from pathlib import Path
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.execution import ExecutionConfig
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "campaign"
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [
+        f"output_dir={out}", "task.sft_size=64", "task.eval_size=8", "sft.steps=25", "sft.lr=3e-3", "sft.batch_size=32",
+        "generate_preferences.prompts=16", "generate_preferences.eval_prompts=16",
+        "generate_preferences.verifier=length=1,format=0.5", "rejection_sampling.prompts=16",
+        "rejection_sampling.verifier=judge", "rejection_sampling.threshold=0",
+        "verifiers.options={length: {max_length: 12, buffer: 8, unit: chars}, format: {pattern: '^[0-9]+$'}, "
+        "judge: {model: tiny, rubric: 'The answer is right.', min_mass: 0}}",
+        "dpo.steps=2", "dpo.batch_size=8", "dpo.micro_batch_size=8", "dpo.nll_coef=1.0",
+        "stages=[sft,generate_preferences,dpo,evaluate]", "campaign.rounds=2",
+        "campaign.later_stages=[rejection_sampling,sft,evaluate]", "gates.margin=-1"])
+    with prefect_test_harness(server_startup_timeout=120):
+        result = campaign_flow(config=cfg, execution=ExecutionConfig(concurrency_limit=None, retries=0))
+    first, second = (json.loads((out / f"round-{r}" / "round.json").read_text()) for r in (1, 2))
+    generated = first["stages"]["generate_preferences"]
+    assert generated["preferences"] == str(out / "round-1" / "generate_preferences") and generated["rows"] > 0
+    kept = [json.loads(line) for line in (out / "round-1" / "generate_preferences" / "train.samples.jsonl").open()]
+    assert set(kept[0]["samples"][0]["parts"]) == {"length", "format"}  # every sample's scores are kept
+    assert first["stages"]["dpo"]["model"] == str(out / "round-1" / "dpo" / "final")
+    assert set(first["stages"]["evaluate"]) == {"stage", "sft", "dpo"}
+    # Round 2 sampled from round 1's best (its promoted copy) and trained SFT on those samples.
+    promoted, decided = result["rounds"]
+    assert (promoted["event"], decided["event"]) == ("promoted", "promoted")
+    assert promoted["checkpoint"] in (first["stages"]["sft"]["model"], first["stages"]["dpo"]["model"])
+    assert decided["init"] == str((out / "registry" / "models" / promoted["version"]).resolve())
+    demos = second["stages"]["rejection_sampling"]
+    assert demos["demonstrations"] == str(out / "round-2" / "rejection_sampling") and demos["rows"] > 0
+    judged = [json.loads(line) for line in (out / "round-2" / "rejection_sampling" / "train.samples.jsonl").open()]
+    assert all(line["verifier"] == "judge" and all(0 <= s["score"] <= 1 for s in line["samples"]) for line in judged)
+    assert second["model"] == second["stages"]["sft"]["model"] == str(out / "round-2" / "sft" / "final")
+    rs_log = (out / "round-2" / "rejection_sampling" / "metrics.jsonl").read_text()
+    assert len(result["rounds"]) == 2 and rs_log

@@ -100,3 +100,19 @@ def test_a_stage_that_exits_with_a_user_error_ends_the_run_in_one_line_and_is_no
     assert len(ours) == 1 and ours[0].startswith("error: "), ours
     assert "sft stage: the task has no demonstrations" in ours[0] and "error: error:" not in ours[0]
     assert proc.stderr.count("launching") == 1  # one attempt, no retry
+
+
+@pytest.mark.parametrize("overrides, needles", [
+    # an empty K
+    (["stages=[generate_preferences,dpo,evaluate]", "generate_preferences.samples_per_prompt=0"],
+     ["generate_preferences.samples_per_prompt", "greater than or equal to 2"]),
+    # an unknown verifier in a composite
+    (["task.verifier=shaped", "verifiers.composites={shaped: {math: 1.0, fromat: 0.2}}"],
+     ["verifiers.composites.shaped", "Unknown verifier 'fromat'"]),
+    # a missing judge directory, named by a sampling stage
+    (["stages=[rejection_sampling,sft,evaluate]", "rejection_sampling.verifier=judge",
+      "verifiers.options.judge={model: /no/such-judge, rubric: right}"],
+     ["judge model '/no/such-judge' not found", "verifiers.options.judge.model"]),
+])
+def test_bad_input_of_rounds_that_feed_themselves_is_one_clear_line(overrides, needles):
+    _assert_one_clear_line(rlvr("run", "configs/tiny.yaml", *overrides), *needles)

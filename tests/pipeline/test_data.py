@@ -120,3 +120,43 @@ def test_epoch_sampler_covers_each_item_once_per_epoch():
     first = sampler.batch(0, 5) + sampler.batch(1, 5)
     assert sorted(first) == list(range(10))
     assert EpochSampler(10, seed=3).batch(1, 5) == sampler.batch(1, 5)
+
+
+def test_rows_keep_their_other_columns_and_may_name_a_composite(tmp_path):
+    path = tmp_path / "rl.jsonl"
+    _write_jsonl(path, [
+        {"question": f"q{i}", "answer": str(i), "topic": "sums", "difficulty": i,
+         "check": {"math": 1, "format": 0.2} if i % 2 else "math"} for i in range(12)])
+    cfg = load_config(None, ["task.kind=dataset", f"task.rl.path={path}", "task.rl.prompt_field=question",
+                             "task.rl.verifier_field=check", "task.eval_size=2"])
+    data = build_task_data(cfg)
+    rows = data.eval_rows + [r for step in range(5) for r in data.rl_batch(step, 2)]
+    by_prompt = {r.prompt: r for r in rows}
+    assert len(by_prompt) == 12
+    assert by_prompt["q3"].row == {"topic": "sums", "difficulty": 3, "check": {"math": 1, "format": 0.2}}
+    assert by_prompt["q3"].verifier == "math=1,format=0.2" and by_prompt["q4"].verifier == "math"
+    assert data.verifier_names() == {"math", "math=1,format=0.2"}
+
+
+def test_a_bad_composite_in_a_row_names_file_row_and_field(tmp_path):
+    path = tmp_path / "rl.jsonl"
+    _write_jsonl(path, [{"prompt": "1+1=", "answer": "2", "check": {"math": "heavy"}}] * 3)
+    cfg = load_config(None, ["task.kind=dataset", f"task.rl.path={path}", "task.rl.verifier_field=check",
+                             "task.eval_size=1"])
+    with pytest.raises(DataError, match=r"rl.jsonl: row 1: field 'check' must be a verifier name or a mapping"):
+        build_task_data(cfg)
+
+
+def test_prompt_streams_are_independent_and_deterministic():
+    cfg = load_config(None, [])
+    data, again = build_task_data(cfg), build_task_data(cfg)
+    main, refill = data.rl_batch(3, 16), data.rl_batch(3, 16, "refill/1/0")
+    assert main == again.rl_batch(3, 16)  # the default stream is the RL stages' own, unchanged
+    assert refill == again.rl_batch(3, 16, "refill/1/0") != main
+    assert not {r.prompt for r in refill} & {r.prompt for r in data.eval_rows}
+
+
+def test_eval_verifier_scores_the_held_out_rows():
+    data = build_task_data(load_config(None, ["task.verifier=shaped", "eval.verifier=math"]))
+    assert {r.verifier for r in data.eval_rows} == {"math"}
+    assert data.rl_batch(0, 2)[0].verifier == "shaped"

@@ -27,6 +27,13 @@ def test_a_ranking_row_expands_to_its_ordered_pairs():
     assert [(p.chosen, p.rejected) for p in pairs] == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
 
 
+def test_a_ranking_with_ties_pairs_only_across_tiers():
+    # scores kept by a generate_preferences stage ride along, unread
+    row = {"prompt": "q", "responses": ["w", "r1", "r2"], "scores": [0, 1, 1], "ranking": [[1, 2], [0]]}
+    pairs = parse_pairs([row], "f.jsonl")
+    assert [(p.chosen, p.rejected) for p in pairs] == [("r1", "w"), ("r2", "w")]
+
+
 def test_pair_rows_keep_their_margin_and_binary_rows_become_kto_rows():
     rows = [{"prompt": "q", "chosen": "a", "rejected": "b", "margin": 2}, {"prompt": "q", "completion": "c", "label": False}]
     assert parse_pairs(rows, "f", skip_binary=True) == [PreferencePair("q", "a", "b", 2.0)]
@@ -42,6 +49,8 @@ def test_pair_rows_keep_their_margin_and_binary_rows_become_kto_rows():
         ({"prompt": "q", "responses": ["a", "b", "c"], "ranking": [0, 1, 1]}, "row 2: field 'ranking' must be a permutation of 0..2"),
         ({"prompt": "q", "responses": ["a", "b"], "ranking": [0, 2]}, "row 2: field 'ranking' must be a permutation"),
         ({"prompt": "q", "responses": ["a", "b"], "ranking": [0]}, "row 2: field 'ranking' must be a permutation"),
+        ({"prompt": "q", "responses": ["a", "b"], "ranking": [[0, 1], []]}, "row 2: field 'ranking' must be a permutation"),
+        ({"prompt": "q", "responses": ["a", "b"], "ranking": [[0, 0], 1]}, "row 2: field 'ranking' must be a permutation"),
         ({"prompt": "q", "responses": ["a"], "ranking": [0]}, "row 2: field 'responses' must be a list of at least 2"),
         ({"prompt": "q", "responses": ["a", 3], "ranking": [0, 1]}, "row 2: responses\\[1\\]"),
         ({"prompt": "q", "chosen": "a", "rejected": "b", "margin": "big"}, "row 2: field 'margin' must be a number"),
@@ -109,3 +118,18 @@ def test_pairs_pack_chosen_rows_first_and_end_with_the_turn_end():
     chosen, rejected = encoded[0][1], encoded[0][2]
     assert chosen[-1] == rejected[-1] == tokenizer.convert_tokens_to_ids("<|end|>")
     assert tokenizer.decode(chosen[:-1]) == "2" and tokenizer.decode(rejected[:-1]) == "3 um"
+
+
+def test_a_generated_directory_replaces_the_configured_preferences(tmp_path):
+    train = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b", "chosen_score": 1.0, "rejected_score": 0.0}
+             for i in range(5)]
+    _write(tmp_path / "train.jsonl", train)
+    _write(tmp_path / "eval.jsonl", [{"prompt": "h", "responses": ["x", "y"], "scores": [0, 1], "ranking": [[1], [0]]}])
+    cfg = load_config(None, ["preference.path=/nowhere.jsonl"])  # ignored when a generated directory is given
+    data = load_preference_data(cfg, str(tmp_path))
+    assert [p.prompt for p in data.train_pairs] == [f"q{i}" for i in range(5)]
+    assert [(p.prompt, p.chosen, p.rejected) for p in data.eval_pairs] == [("h", "y", "x")]
+    (tmp_path / "eval.jsonl").write_text("")  # no held-out rows: the stages say so themselves
+    assert load_preference_data(cfg, str(tmp_path)).eval_pairs == []
+    with pytest.raises(DataError, match="not a generate_preferences output"):
+        load_preference_data(cfg, str(tmp_path / "missing"))

@@ -141,3 +141,75 @@ def test_an_unreadable_math_gold_fails_at_load_and_readable_ones_are_not_read_ag
     path, cfg, data = _dataset(tmp_path, rows)
     with pytest.raises(DataError, match=rf"{path}: row 4: reference .* has no readable answer"):
         Scorer.for_task(cfg, data)
+
+
+class NeedsRunPath:
+    """Takes `path` from the run unless configured: the general form of the reward model's default."""
+
+    name = "needs_run_path"
+
+    @classmethod
+    def run_defaults(cls, run, options):
+        return {} if "path" in options else {"path": run["reward_model_path"]}
+
+    def __init__(self, path):
+        self.path = path
+
+    def verify(self, completions, references):
+        return [Verdict(1.0, OK) for _ in completions]
+
+
+def test_a_verifier_declares_options_it_takes_from_the_run(plugins, monkeypatch, tmp_path):
+    entries = [importlib.metadata.EntryPoint(name="needs_run_path", value=f"{__name__}:NeedsRunPath",
+                                             group="rlvr.verifiers")]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: entries if group == "rlvr.verifiers" else [])
+    cfg = RunConfig(output_dir=str(tmp_path))
+    assert Scorer(cfg, {"needs_run_path"}).verifiers["needs_run_path"].path == str(tmp_path / "reward_model" / "final")
+    cfg = RunConfig(output_dir=str(tmp_path), verifiers=VerifiersConfig(options={"needs_run_path": {"path": "/x"}}))
+    assert Scorer(cfg, {"needs_run_path"}).verifiers["needs_run_path"].path == "/x"  # the config wins
+
+
+def test_the_reward_model_default_is_a_run_default_of_its_verifier(tmp_path):
+    from verifiers.reward_model import RewardModelVerifier
+
+    facts = {"reward_model_path": str(tmp_path / "rm")}
+    assert RewardModelVerifier.run_defaults(facts, {}) == {"path": str(tmp_path / "rm")}
+    assert RewardModelVerifier.run_defaults(facts, {"output_dir": "elsewhere"}) == {}
+
+
+def test_a_composite_builds_each_component_with_its_own_options_and_logs_them(plugins):
+    cfg = RunConfig(verifiers=VerifiersConfig(composites={"shaped": {"upper": 1.0, "format": 0.5}},
+                                              options={"upper": {"strict": False}, "format": {"pattern": "^[A-Z]+$"}}))
+    scorer = Scorer(cfg, {"shaped", "upper=2,math=1"})
+    shaped = scorer.verifiers["shaped"]
+    assert shaped.weights == {"upper": 1.0, "format": 0.5} and shaped.parts[0][2].strict is False
+    assert scorer.components() == {"shaped": ["upper", "format"], "upper=2,math=1": ["upper", "math"]}
+    verdicts = scorer.score(["AB", "ab", "7"], ["ab", "ab", "7"], ["shaped", "shaped", "upper=2,math=1"],
+                            [Context(), Context(), Context()])
+    # "AB": upper 1 + .5 * format 1 = 1.5 ; "ab": 0 + .5 * 0 = 0 ; "7": 2 * upper("7" == "7") + math 1 = 3
+    assert [v.reward for v in verdicts] == [1.5, 0.0, 3.0]
+    assert dict((n, v.reward) for n, v in verdicts[0].parts) == {"upper": 1.0, "format": 1.0}
+
+
+def test_an_old_two_argument_plugin_works_unchanged_in_a_composite(plugins):
+    # `Upper` knows nothing of contexts or composites: it is called as verify(completions, references).
+    cfg = RunConfig(verifiers=VerifiersConfig(composites={"mix": {"upper": 1.0, "prompt_echo": 1.0}}))
+    [verdict] = Scorer(cfg, {"mix"}).score(["HI"], ["hi"], ["mix"], [Context(prompt="HI")])
+    assert verdict.reward == 2.0
+
+
+@pytest.mark.parametrize("composites, name, message", [
+    ({"shaped": {"math": 1.0, "fromat": 0.2}}, "shaped", r"verifiers.composites.shaped: Unknown verifier 'fromat'"),
+    ({}, "math=1,fromat=0.2", r"composite verifier 'math=1,fromat=0.2': Unknown verifier 'fromat'"),
+])
+def test_an_unknown_verifier_in_a_composite_is_one_line_naming_the_composite(composites, name, message):
+    cfg = RunConfig(verifiers=VerifiersConfig(composites=composites))
+    with pytest.raises(UnknownVerifierError, match=message) as info:
+        Scorer(cfg, {name})
+    assert "\n" not in str(info.value)
+
+
+def test_a_composite_of_composites_is_refused():
+    cfg = RunConfig(verifiers=VerifiersConfig(composites={"a": {"math": 1.0}, "b": {"a": 1.0}}))
+    with pytest.raises(ConfigError, match="component 'a' is itself a composite"):
+        Scorer(cfg, {"b"})

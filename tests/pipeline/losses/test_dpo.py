@@ -58,3 +58,12 @@ def test_shape_errors():
         dpo_loss(torch.zeros(2), torch.zeros(2), torch.zeros(3), torch.zeros(2))
     with pytest.raises(ValueError, match=r"\(N,\)"):
         kto_loss(torch.zeros(2), torch.zeros(2), torch.zeros(3, dtype=torch.bool), torch.tensor(0.0))
+
+
+def test_rpo_adds_the_chosen_per_token_nll():
+    pc, pr, rc, rr = (torch.tensor([v]) for v in (-1.0, -3.0, -2.0, -2.0))
+    # DPO part as above: 0.313262; NLL of the chosen: 1.0 over 4 tokens = 0.25, times alpha 0.2 = 0.05
+    loss, _, _ = dpo_loss(pc, pr, rc, rr, beta=0.5, nll_coef=0.2, chosen_lengths=torch.tensor([4]))
+    assert loss.item() == pytest.approx(0.313262 + 0.05, abs=1e-6)
+    with pytest.raises(ValueError, match="chosen_lengths"):
+        dpo_loss(pc, pr, rc, rr, nll_coef=0.2)

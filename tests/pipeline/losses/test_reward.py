@@ -40,6 +40,15 @@ def test_a_ranking_of_four_gives_six_pairs_best_first():
     assert ranking_to_pairs([0]) == []
 
 
+def test_responses_that_tie_are_never_paired_with_each_other():
+    # 2 > {0, 3} > 1: 2 beats both of the tie and 1, each of the tie beats 1; 0 and 3 give no pair
+    assert ranking_to_pairs([2, [0, 3], 1]) == [(2, 0), (2, 3), (2, 1), (0, 1), (3, 1)]
+    assert ranking_to_pairs([[0, 1], [2]]) == [(0, 2), (1, 2)]
+    assert ranking_to_pairs([[0, 1, 2]]) == []  # one tier: all equal, nothing to learn
+    with pytest.raises(ValueError, match="permutation"):
+        ranking_to_pairs([[0, 1], 1])
+
+
 def test_a_ranking_that_repeats_an_index_is_refused():
     with pytest.raises(ValueError, match="permutation"):
         ranking_to_pairs([0, 1, 1])

@@ -41,7 +41,7 @@ def test_collect_scores_each_sample_against_its_row_with_its_context():
     verifier = _Recording()
     scorer.verifiers = {"recording": verifier}
     scorer._prepared = {"recording": {}}  # built without a run config: nothing prepared
-    rows = [PromptRow("1+2=", "3", "recording"), PromptRow("4+4=", "8", "recording")]
+    rows = [PromptRow("1+2=", "3", "recording", {"topic": "sums"}), PromptRow("4+4=", "8", "recording")]
     fingerprint = vocabulary_fingerprint(tokenizer)
     c = collect(engine, scorer, tokenizer, rows, 3, SamplingParams(max_new_tokens=4, seed=0), system="be brief",
                 vocabulary=fingerprint)
@@ -50,6 +50,7 @@ def test_collect_scores_each_sample_against_its_row_with_its_context():
     assert completions == c.rollouts.texts
     assert references == ["3", "3", "3", "8", "8", "8"]
     assert [x.prompt for x in contexts] == ["1+2="] * 3 + ["4+4="] * 3
+    assert [dict(x.row) for x in contexts] == [{"topic": "sums"}] * 3 + [{}] * 3  # the row's other columns
     assert all(x.system == "be brief" and x.vocabulary == fingerprint for x in contexts)
     assert [list(x.completion_ids) for x in contexts] == c.rollouts.completion_ids
     assert [list(x.prompt_ids) for x in contexts] == c.rollouts.prompt_ids

@@ -33,3 +33,20 @@ def test_dpo_resumed_matches_an_uninterrupted_run(tiny_cfg, tmp_path, capfd, sma
     wa, wb = load_file(str(Path(a["model"]) / "model.safetensors")), load_file(str(Path(b["model"]) / "model.safetensors"))
     for key in wa:
         torch.testing.assert_close(wa[key], wb[key], atol=1e-5, rtol=0)
+
+
+def test_dpo_trains_on_a_generate_preferences_output(tiny_cfg, tmp_path, small_preference_run):
+    import json
+
+    out = tmp_path / "generated"
+    out.mkdir()
+    rows = [{"prompt": f"{i}+1=", "chosen": str(i + 1), "rejected": str(i + 2), "chosen_score": 1.0,
+             "rejected_score": 0.0} for i in range(12)]
+    (out / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:8]))
+    (out / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[8:]))
+    cfg = small_preference_run(tiny_cfg, "dpo", batch_size=8, micro_batch_size=8, nll_coef=1.0)
+    result = train_dpo(cfg, inputs={"preferences": str(out)})
+    train = [r for r in read_metrics(cfg.output_path / "dpo" / "metrics.jsonl") if "loss" in r]
+    # log 2 plus the chosen completions' per-token NLL under the untrained model (about log 320 = 5.8)
+    assert 0.6931 + 3 < train[0]["loss"] < 0.6931 + 8
+    assert train[-1]["loss"] < train[0]["loss"] and result["eval_accuracy"] is not None

@@ -64,7 +64,7 @@ class LengthVerifier:
     """Reward: the completion's length in characters, so every group of an untrained model carries
     a signal (its math answers would all score 0)."""
 
-    name = "length"
+    name = "char_length"
 
     def verify(self, completions, references):
         return [Verdict(len(c) / 10, OK) for c in completions]
@@ -73,8 +73,8 @@ class LengthVerifier:
 def test_grpo_learns_signal_moves_weights(tiny_cfg, fake_entry_points):
     from safetensors.torch import load_file
 
-    _plugin(fake_entry_points, "length", LengthVerifier)
-    tiny_cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "length"})})
+    _plugin(fake_entry_points, "char_length", LengthVerifier)
+    tiny_cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "char_length"})})
     result = train_grpo(tiny_cfg)
     rows = [r for r in read_metrics(tiny_cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
@@ -161,6 +161,57 @@ def test_sigkilled_run_resumes_at_the_saved_step_and_matches_an_uninterrupted_ru
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
 
 
+class OddOperandsVary:
+    """Sees the prompt: a prompt whose first operand is even scores 1 whatever the completion (a
+    group without a signal); an odd one scores the completion's length (a signal)."""
+
+    name = "odd_operands_vary"
+    wants_context = True
+
+    def verify(self, completions, references, contexts):
+        return [Verdict(1.0 if int(x.prompt.split("+")[0].split("-")[0]) % 2 == 0 else len(c) / 10, OK)
+                for c, x in zip(completions, contexts)]
+
+
+def test_dynamic_sampling_refills_every_step_to_full_batches_and_logs_the_cost(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "odd_operands_vary", OddOperandsVary)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "odd_operands_vary"}),
+        "grpo": tiny_cfg.grpo.model_copy(update={"dynamic_sampling": True, "max_extra_prompts": 8.0}),
+    })
+    train_grpo(cfg)
+    rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
+    p, g = cfg.grpo.prompts_per_step, cfg.grpo.group_size
+    assert len(rows) == cfg.grpo.steps
+    for r in rows:  # about half the prompts have a signal: every step refilled to 8 groups and trained on them
+        assert r["dynamic/groups_trained"] == r["groups_kept"] == p and r["dynamic/groups_short"] == 0
+        assert r["dynamic/prompts_sampled"] > p and r["dynamic/refills"] >= 1
+        assert r["dynamic/extra_generation"] == (r["dynamic/prompts_sampled"] - p) / p
+        assert r["verdict_ok"] == r["dynamic/prompts_sampled"] * g  # every sampled group is scored and logged
+        assert r["time_generate_s"] > 0
+
+
+def test_a_failing_component_of_a_composite_masks_its_samples_even_at_weight_zero(tiny_cfg, fake_entry_points):
+    _plugin(fake_entry_points, "half_broken", HalfBrokenVerifier)
+    cfg = tiny_cfg.model_copy(update={
+        "task": tiny_cfg.task.model_copy(update={"verifier": "shaped"}),
+        "verifiers": tiny_cfg.verifiers.model_copy(update={
+            "composites": {"shaped": {"length": 1.0, "half_broken": 0.0}},
+            "options": {"length": {"max_length": 12, "buffer": 8, "unit": "chars"}}}),
+        "eval": tiny_cfg.eval.model_copy(update={"verifier": "math"}),
+    })
+    train_grpo(cfg)
+    rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
+    n = cfg.grpo.prompts_per_step * cfg.grpo.group_size
+    for r in rows:
+        # half_broken errs on every other sample: those samples are masked, though its weight is 0
+        assert r["verdict_error"] == n // 2 and r["verifier/shaped/error"] == n // 2
+        assert r["verifier/shaped/half_broken/error"] == n // 2 and r["verifier/shaped/half_broken/ok"] == n // 2
+        assert r["verifier/shaped/length/ok"] == n and r["verifier/shaped/length/reward_mean"] <= 0
+    png = cfg.output_path / "grpo" / "metrics.png"
+    assert png.is_file()
+
+
 def test_the_truncation_guard_stops_a_run_whose_completions_all_run_out(tiny_cfg):
     # An untrained tiny model almost never says its end token within 6 tokens.
     cfg = tiny_cfg.model_copy(update={"grpo": tiny_cfg.grpo.model_copy(update={"steps": 20}),
@@ -172,9 +223,9 @@ def test_the_truncation_guard_stops_a_run_whose_completions_all_run_out(tiny_cfg
 
 
 def test_the_kl_guard_stops_a_policy_that_drifts_from_its_reference(tiny_cfg, fake_entry_points):
-    _plugin(fake_entry_points, "length", LengthVerifier)
+    _plugin(fake_entry_points, "char_length", LengthVerifier)
     cfg = tiny_cfg.model_copy(update={
-        "task": tiny_cfg.task.model_copy(update={"verifier": "length"}),
+        "task": tiny_cfg.task.model_copy(update={"verifier": "char_length"}),
         "grpo": tiny_cfg.grpo.model_copy(update={"steps": 20, "beta": 0.04, "lr": 1e-2}),
         "guards": tiny_cfg.guards.model_copy(update={"window": 3, "kl_max": 1e-6}),
     })

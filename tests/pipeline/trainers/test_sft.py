@@ -55,3 +55,15 @@ def test_a_checkpoint_of_another_task_is_not_resumed(tiny_cfg):
     other = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"operations": ["*"]})})
     with pytest.raises(ConfigError, match="another model, task or starting model"):
         train_sft(other)
+
+
+def test_demonstrations_of_a_rejection_sampling_stage_replace_the_tasks(tmp_path):
+    demos = tmp_path / "rs"
+    demos.mkdir()
+    (demos / "demonstrations.jsonl").write_text("".join(
+        json.dumps({"prompt": f"{i}+0=", "response": str(i), "score": 1.0}) + "\n" for i in range(4)))
+    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}", "task.sft_size=64", "sft.steps=3", "sft.batch_size=4",
+                             "task.eval_size=8"])
+    train_sft(cfg, inputs={"demonstrations": str(demos)})
+    # 4 demonstrations of 1 digit + the turn's end: 2 completion tokens each, 8 per batch
+    assert [r["tokens"] for r in read_metrics(tmp_path / "run" / "sft" / "metrics.jsonl")] == [8, 8, 8]
