@@ -95,7 +95,7 @@ def test_n_completions_per_prompt_in_group_order(build):
 
 
 def test_eos_ends_a_completion_and_truncation_is_flagged(build):
-    engine, _, tokenizer = build(eos_scale=30.0)
+    engine, _, tokenizer = build(eos_scale=20.0)
     out = engine.generate(_prompts(tokenizer), n=8, sampling=SamplingParams(max_new_tokens=3, seed=1))
     eos = tokenizer.eos_token_id
     for ids, logps, truncated in zip(out.completion_ids, out.logprobs, out.truncated):
