@@ -242,11 +242,11 @@ def test_grpo_trains_under_bf16_autocast_and_without_a_shared_prefix(tiny_cfg, f
 
     from accelerate.state import AcceleratorState
 
-    _plugin(fake_entry_points, "length", LengthVerifier)
+    _plugin(fake_entry_points, "char_length", LengthVerifier)
     AcceleratorState._reset_state(reset_partial_state=True)  # one precision per process, as a stage has
     request.addfinalizer(lambda: AcceleratorState._reset_state(reset_partial_state=True))
     grpo = tiny_cfg.grpo.model_copy(update={k: v for k, v in changes.items() if k == "shared_prefix"})
-    cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "length"}), "grpo": grpo,
+    cfg = tiny_cfg.model_copy(update={"task": tiny_cfg.task.model_copy(update={"verifier": "char_length"}), "grpo": grpo,
                                       **{k: v for k, v in changes.items() if k == "mixed_precision"}})
     result = train_grpo(cfg)
     rows = [r for r in read_metrics(cfg.output_path / "grpo" / "metrics.jsonl") if "verdict_ok" in r]

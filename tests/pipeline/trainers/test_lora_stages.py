@@ -59,14 +59,14 @@ def check_final(cfg, final: Path) -> None:
 class LengthVerifier:
     """Reward: the completion's length, so every group of an untrained model carries a signal."""
 
-    name = "length"
+    name = "char_length"
 
     def verify(self, completions, references):
         return [Verdict(len(c) / 10, OK) for c in completions]
 
 
 def _length_plugin(monkeypatch) -> None:
-    entry = importlib.metadata.EntryPoint(name="length", value=f"{__name__}:LengthVerifier", group="rlvr.verifiers")
+    entry = importlib.metadata.EntryPoint(name="char_length", value=f"{__name__}:LengthVerifier", group="rlvr.verifiers")
     sys.modules.setdefault(__name__, sys.modules[LengthVerifier.__module__])
     real = importlib.metadata.entry_points
 
@@ -80,7 +80,7 @@ def test_grpo_checkpoints_the_adapters_and_exports_the_merged_model(tiny_cfg, mo
     from pipeline.trainers.grpo import train_grpo
 
     _length_plugin(monkeypatch)
-    cfg = with_lora(tiny_cfg, grpo={"beta": 0.1, "lr": 1e-2}, task={"verifier": "length"})
+    cfg = with_lora(tiny_cfg, grpo={"beta": 0.1, "lr": 1e-2}, task={"verifier": "char_length"})
     result = train_grpo(cfg)
     ckpt = sorted((cfg.output_path / "grpo").glob("ckpt-*"))[-1]
     saved = load_file(str(ckpt / "model.safetensors"))
