@@ -38,6 +38,16 @@ def _on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
+def _forget_parallel_state() -> None:
+    """Clear vLLM's record of its process groups (in this process) after they were destroyed."""
+    from vllm.distributed import parallel_state
+
+    for name, value in list(vars(parallel_state).items()):
+        if isinstance(value, parallel_state.GroupCoordinator):
+            setattr(parallel_state, name, None)
+    parallel_state._NODE_COUNT = None
+
+
 def engine_options(cfg, model_path: str, dtype: str, seed: int, on_cpu: bool) -> dict[str, Any]:
     """vLLM engine arguments (the keyword names of `vllm.LLM` / `EngineArgs`) of a rollout config.
 
@@ -233,7 +243,13 @@ class VLLMRolloutEngine:
         if llm is None:
             return
         self.llm = None
-        llm.llm_engine.engine_core.shutdown()
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except ValueError:
+            # The trainer's accelerator ended first (a tripped guard): ending training destroys every
+            # process group of this process, vLLM's own too, and vLLM's clean-up then finds its
+            # groups gone. Forget them, so that a later engine in this process starts afresh.
+            _forget_parallel_state()
         del llm
         gc.collect()
         if self._cleanup:

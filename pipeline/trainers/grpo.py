@@ -126,9 +126,9 @@ def train_grpo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str
     if evaluating:
         final_accuracy = evaluate()
         log.log({"step": step, "eval_accuracy": final_accuracy})
+    engine.close()  # before finish: ending training destroys the process groups, vLLM's too
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "start_accuracy": start_accuracy},
                        ["reward_mean", "eval_accuracy", "kl", "completion_len", *component_keys(scorer)], "GRPO")
-    engine.close()
     return {"model": str(final), "steps": step, "start_accuracy": start_accuracy,
             "final_accuracy": final_accuracy, "train_seconds": round(train_seconds, 2)}
 

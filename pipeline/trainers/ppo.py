@@ -226,10 +226,10 @@ def train_ppo(cfg: RunConfig, init: str | None = None, inputs: Mapping[str, str]
     final_eval = evaluate() if evaluating else {}
     if final_eval:
         log.log({"step": step, **final_eval})
+    engine.close()  # before finish: ending training destroys the process groups, vLLM's too
     final = run.finish(ctx, step, {"train_seconds": train_seconds, "kl_coef": kl_ctl.coef, "start_eval": start_eval},
                        ["score_mean", "kl", "eval_score", "eval_accuracy", "value_loss", "sft_logprob"], "PPO")
     value_dir = export_model(acc, critic, tokenizer, ctx.stage_dir / "value_model")
-    engine.close()
     return {"model": str(final), "value_model": str(value_dir), "steps": step,
             "start": start_eval, "final": final_eval or None, "train_seconds": round(train_seconds, 2)}
 
