@@ -296,7 +296,7 @@ def test_a_preset_with_overrides_runs_and_a_bad_override_is_refused_with_its_fie
     api, root = served["api"], served["root"]
     deployment = api.http.get("/deployments/name/round/default").raise_for_status().json()
     schema = deployment["parameter_openapi_schema"]["properties"]
-    assert schema["preset"]["enum"] == ["gsm8k-smollm2", "rlhf-tiny", "tiny"] and schema["preset"]["default"] == "tiny"
+    assert schema["preset"]["enum"] == ["gsm8k-smollm2", "iterative-dpo-tiny", "rlhf-tiny", "tiny"] and schema["preset"]["default"] == "tiny"
 
     def run(overrides: list[str]) -> dict:
         body = {"parameters": {"preset": "tiny", "overrides": overrides}}
