@@ -5,9 +5,12 @@ fast the weights stream through the cores. On this project's CPUs MKL's plain sg
 (N, K) weight at about half the rate its packed layout reaches for a fixed row count (measured
 with SmolLM2-135M: the 211 linear layers of one decode step at batch 8 took ~1.5x longer plain).
 `PackedLinears.decoding` routes every eligible `nn.Linear` of the model through packed copies for
-the duration of a decode loop; the copies are rebuilt when a weight changes (the optimiser's
-in-place step bumps its version), so with full fine-tuning they cost one repack per rollout and
-with LoRA none (the base is frozen; the adapters run as before). The result is the same linear map
+the duration of a decode loop. A weight that trains is repacked at every decode loop: the
+optimiser changes it in place, and the fused AdamW step does so without bumping the tensor's
+version counter, so a version check alone would keep sampling from the weights of the first
+rollout. A frozen weight (a LoRA base, an evaluated model) is packed once per version (an
+engine's `update_weights` copies in place and does bump it). With full fine-tuning that is one
+repack per rollout; with LoRA none (the adapters run as before). The result is the same linear map
 up to float rounding (the rollout contract tests hold).
 
 Eligible: float32 weights on the CPU, a torch built with MKL, float32 inputs and no autocast (under
@@ -56,7 +59,7 @@ class PackedLinears:
         weight = module.weight
         key = (weight.data_ptr(), weight._version, rows)
         held = self._packed.get(id(module))
-        if held is None or held[:3] != key:
+        if held is None or held[:3] != key or weight.requires_grad:  # see the module docstring
             packed = torch.ops.mkl._mkl_reorder_linear_weight(weight.detach(), rows)
             self._packed[id(module)] = (*key, packed)
             return packed
