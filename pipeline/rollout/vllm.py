@@ -65,6 +65,10 @@ def engine_options(cfg, model_path: str, dtype: str, seed: int, on_cpu: bool) ->
     }
     if cfg.max_model_len:
         options["max_model_len"] = cfg.max_model_len
+    if on_cpu:
+        # A prompt prefilled in chunks rewinds its seeded generator, which a CPU generator cannot do
+        # (vLLM 0.32: "CPU Generator does not use offset"): whole prompts only.
+        options["enable_chunked_prefill"] = False
     kv_gb = cfg.kv_cache_gb or (_CPU_KV_CACHE_GB if on_cpu else None)
     if kv_gb:
         # On a CPU, gpu_memory_utilization is a share of the whole machine's memory: a fixed size instead.

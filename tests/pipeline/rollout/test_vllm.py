@@ -29,10 +29,11 @@ def test_engine_options_on_a_cpu_fix_the_kv_cache_and_run_eagerly():
     cpu = engine_options(VLLMRolloutConfig(), "/m", "float32", 3, on_cpu=True)
     assert cpu["kv_cache_memory_bytes"] == 2**30 and "gpu_memory_utilization" not in cpu
     assert cpu["enforce_eager"] is True and cpu["skip_tokenizer_init"] is True and cpu["seed"] == 3
-    assert cpu["logprobs_mode"] == "processed_logprobs"
+    assert cpu["logprobs_mode"] == "processed_logprobs" and cpu["enable_chunked_prefill"] is False
     assert cpu["worker_extension_cls"] == "pipeline.rollout.vllm_worker.WeightSyncExtension"
     gpu = engine_options(VLLMRolloutConfig(gpu_memory_utilization=0.5), "/m", "bfloat16", 0, on_cpu=False)
     assert gpu["gpu_memory_utilization"] == 0.5 and gpu["enforce_eager"] is False and "kv_cache_memory_bytes" not in gpu
+    assert "enable_chunked_prefill" not in gpu
 
 
 def test_server_command_carries_every_engine_option_as_a_flag():
