@@ -311,7 +311,7 @@ class HFRolloutConfig(_RolloutBase):
     batch_size: int = Field(512, ge=1, description="Sequences per decoding batch (whole groups with decoder 'loop')")
     decoder: Literal["loop", "generate"] = Field(
         "loop", description="'loop': the engine's KV-cache decode loop; 'generate': transformers generate "
-        "(same sampling; for models the loop does not cover)"
+        "(same sampling; for models the loop does not cover). A module sharded by FSDP always decodes with generate"
     )
     shared_prefix: bool = Field(
         True, description="Loop only: prefill each prompt once and share its KV cache with its n completions"

@@ -67,7 +67,10 @@ class HFRolloutEngine:
             with rng:
                 if sampling.seed is not None:
                     torch.manual_seed(sampling.seed)
-                if self.decoder == "loop":
+                # A sharded module decodes through transformers generate: every process must keep
+                # stepping until all have finished, and outside inference mode (FSDP reuses its
+                # gather buffers), which the loop does not do.
+                if self.decoder == "loop" and not _synced_gpus(self.model):
                     # Whole groups per chunk (a group shares its prompt's prefill): batch_size
                     # sequences, or one group when n alone exceeds it.
                     per_chunk = max(1, self.batch_size // n)

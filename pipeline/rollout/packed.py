@@ -13,7 +13,7 @@ engine's `update_weights` copies in place and does bump it). With full fine-tuni
 repack per rollout; with LoRA none (the adapters run as before). The result is the same linear map
 up to float rounding (the rollout contract tests hold).
 
-Eligible: float32 weights on the CPU, a torch built with MKL, float32 inputs and no autocast (under
+Eligible: plain (not sharded) float32 weights on the CPU, a torch built with MKL, float32 inputs and no autocast (under
 bf16 autocast, entered around the call or inside the model's forward as accelerate does, a layer
 takes the plain path, so sampling stays in the training forward's precision).
 """
@@ -67,7 +67,10 @@ class PackedLinears:
 
 
 def _eligible(weight: torch.Tensor) -> bool:
-    return weight.dtype == torch.float32 and weight.device.type == "cpu" and weight.dim() == 2
+    # A plain tensor only: a sharded one (FSDP's DTensor) holds a shard, not the layer's weight, and
+    # an inference tensor cannot be reordered.
+    return (type(weight) in (torch.Tensor, torch.nn.Parameter) and not weight.is_inference()
+            and weight.dtype == torch.float32 and weight.device.type == "cpu" and weight.dim() == 2)
 
 
 def _packed_forward(module: torch.nn.Linear, packed: torch.Tensor, rows: int):

@@ -296,7 +296,8 @@ def test_a_preset_with_overrides_runs_and_a_bad_override_is_refused_with_its_fie
     api, root = served["api"], served["root"]
     deployment = api.http.get("/deployments/name/round/default").raise_for_status().json()
     schema = deployment["parameter_openapi_schema"]["properties"]
-    assert schema["preset"]["enum"] == ["gsm8k-smollm2", "iterative-dpo-tiny", "rlhf-tiny", "tiny"] and schema["preset"]["default"] == "tiny"
+    shipped = sorted(path.stem for path in (REPO / "configs").glob("*.yaml"))  # every shipped config is a preset
+    assert schema["preset"]["enum"] == shipped and schema["preset"]["default"] == "tiny"
 
     def run(overrides: list[str]) -> dict:
         body = {"parameters": {"preset": "tiny", "overrides": overrides}}
@@ -339,4 +340,6 @@ def test_the_run_form_draws_the_preset_choice_overrides_and_the_task_form(served
                    check=True)
     # The task section as the UI draws it: a choice of forms, one per kind of task.
     task = deployment["parameter_openapi_schema"]["definitions"]["RunConfig"]["properties"]["task"]
-    assert [option["$ref"].rsplit("/", 1)[1] for option in task["anyOf"]] == ["ArithmeticTaskConfig", "DatasetTaskConfig"]
+    assert [option["$ref"].rsplit("/", 1)[1] for option in task["anyOf"]] == ["ArithmeticTaskConfig",
+                                                                             "WordProblemTaskConfig",
+                                                                             "DatasetTaskConfig"]

@@ -115,8 +115,9 @@ def test_sft_and_the_reward_model_under_fsdp_match_one_process(tmp_path, stage, 
 def test_grpo_under_fsdp_takes_the_step_ddp_takes(tmp_path):
     # Generation through the sharded module (every process steps until all have finished), the
     # loss weighting and the evaluation on every process: with the same samples as DDP (the same
-    # per-process seeds), the same weights, which the length reward's signal has moved.
-    extra = ["task.verifier=length"]
+    # per-process seeds), the same weights, which the length reward's signal has moved. A sharded
+    # module samples through transformers generate, so DDP's run uses that decoder too.
+    extra = ["task.verifier=length", "rollout.decoder=generate"]
     _run("grpo", tmp_path / "ddp", 2, launcher=True, extra=extra)
     _run("grpo", tmp_path / "fsdp", 2, fsdp=True, extra=extra)
     a, b = _weights(tmp_path / "ddp", "grpo"), _weights(tmp_path / "fsdp", "grpo")
