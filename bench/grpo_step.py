@@ -4,6 +4,7 @@ bound (its measured matmul rate and memory bandwidth).
 
     python bench/grpo_step.py [--steps 4] [--threads 2] [--order trl,ours] [--precision fp32|bf16]
                               [--scaling] [--scaling-steps 2] [--grid]
+    python bench/grpo_step.py --profile 30    # our step's operators, by CPU time
 
 Both sides run their real training paths on SmolLM2-135M-Instruct (the same safetensors directory),
 the same prompts (the built-in arithmetic task's RL batches, through the same chat template),
@@ -125,9 +126,22 @@ def run_ours(args) -> dict:
     grpo._completion_logprobs = _logprob_timer(timers, grpo._completion_logprobs)
     pop = Stopwatch.pop
     Stopwatch.pop = lambda self: (timers.next_step(), pop(self))[1]  # the trainer pops once per step
+    profiler = None
+    if args.profile:  # step 2 only (step 1 warms up): operators by their own CPU time
+        import torch
+
+        profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                          schedule=torch.profiler.schedule(wait=1, warmup=0, active=1, repeat=1))
+        popped = Stopwatch.pop
+        Stopwatch.pop = lambda self: (profiler.step(), popped(self))[1]
+        profiler.start()
     started = time.perf_counter()
     grpo.train_grpo(cfg, init=None)
     wall = time.perf_counter() - started
+    if profiler is not None:
+        profiler.stop()
+        table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile)
+        print(table, file=sys.stderr, flush=True)
     rows = [r for r in read_metrics(out / "grpo" / "metrics.jsonl") if "verdict_ok" in r]
     cumulative = [0.0] + [r["train_seconds"] for r in rows]
     step_s = [b - a for a, b in zip(cumulative, cumulative[1:])]
@@ -311,6 +325,9 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true", help="also G = 8, 16 (L = 64) and L = 128, 256 (G = 4)")
     parser.add_argument("--grid", action="store_true", help="with --scaling: every G x L pair instead")
     parser.add_argument("--scaling-steps", type=int, default=2, help="steps per side at each scaling setting")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="instead: run our side alone at the default setting, 3 steps, and print the N "
+                             "operators of step 2 that take the most CPU time of their own")
     parser.add_argument("--child", choices=("ours", "trl"), help=argparse.SUPPRESS)
     parser.add_argument("--group", type=int, default=GROUP, help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=int, default=NEW_TOKENS, help=argparse.SUPPRESS)
@@ -318,6 +335,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return child_main(args)
+    if args.profile:
+        args.child, args.steps = "ours", 3
+        with tempfile.TemporaryDirectory(prefix="grpo-step-profile-") as tmp:
+            args.out_dir = tmp
+            return child_main(args)
     order = args.order.split(",")
     if sorted(order) != ["ours", "trl"]:
         parser.error(f"--order must name trl and ours once each, got {args.order!r}")

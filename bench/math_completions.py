@@ -58,6 +58,11 @@ GSM8K_STYLES = {
     "equation": "{q}\nWrite one equation that solves the problem, then its value.",
     "it": "{q}\nRisolvi il problema in italiano, passo dopo passo, e scrivi la risposta finale.",
     "units": "{q}\nGive the final answer with its unit.",
+    # a fourth set, for a later fresh batch (--styles ko steps result vi)
+    "ko": "{q}\n한국어로 단계별로 풀고 마지막에 답을 쓰세요.",
+    "steps": "{q}\nNumber your steps (Step 1, Step 2, ...) and state the result at the end.",
+    "result": "{q}\nFinish with 'Result: <number>'.",
+    "vi": "{q}\nHãy giải bằng tiếng Việt, từng bước, và đưa ra đáp án cuối cùng.",
 }
 WRITTEN_STYLES = {
     "plain": "{q}",
@@ -189,6 +194,28 @@ WRITTEN = [
     ("What is 12 factorial divided by 10 factorial?", "132"),
     ("A recipe needs 2 1/4 cups of flour, doubled. How many cups?", "4\\frac{1}{2}"),
     ("What is the average of 4, 8, 15, 16 and 23?", "13.2"),
+    # a third set, sampled in a later, fresh batch (--written-start 116): conversions between forms,
+    # and more sets, intervals, tuples and matrices
+    ("Write 0.4 as a fraction in lowest terms.", "\\frac{2}{5}"),
+    ("Convert 3/8 to a percent.", "37.5\\%"),
+    ("Express 1.5 as an improper fraction.", "\\frac{3}{2}"),
+    ("Write 7/4 as a mixed number.", "1\\frac{3}{4}"),
+    ("Write 45% as a decimal.", "0.45"),
+    ("Simplify the fraction 12/18.", "\\frac{2}{3}"),
+    ("Round 3.14159 to two decimal places.", "3.14"),
+    ("Write 0.6 as a percent.", "60\\%"),
+    ("Solve x^2 - 7x + 12 = 0.", "3, 4"),
+    ("Solve 5 - 2x >= 1 and give the answer in interval notation.", "(-\\infty, 2]"),
+    ("What is the set of even numbers between 1 and 9?", "\\{2, 4, 6, 8\\}"),
+    ("Find the point (x, y) where x + 2y = 7 and x = 1.", "(1, 3)"),
+    ("What is 3 times the matrix [[1, 2], [0, -1]]?", "\\begin{pmatrix} 3 & 6 \\\\ 0 & -3 \\end{pmatrix}"),
+    ("What is the determinant of [[4, 2], [1, 3]]?", "10"),
+    ("Simplify 2(x + 3) - x.", "x + 6"),
+    ("What is the derivative of x^2 ln(x)?", "2x\\ln x + x"),
+    ("How many minutes are in 3.5 hours?", "210"),
+    ("What is 0.2 + 0.15?", "0.35"),
+    ("A car travels 150 km in 2.5 hours. What is its average speed in km/h?", "60"),
+    ("What is the median of 3, 9, 4, 7 and 5?", "5"),
 ]
 
 

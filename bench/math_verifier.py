@@ -78,15 +78,17 @@ _WARM_UP = (r"\sqrt{5} + y", r"y + \sqrt{5}")
 def run_ours(cases, workers: int | None) -> dict:
     sys.path.insert(0, str(REPO))
     started = time.perf_counter()
+    from verifiers.base import Context
     from verifiers.math import MathVerifier
 
     import_s = time.perf_counter() - started
     preds, golds = [c.prediction for c in cases], [c.gold for c in cases]
+    contexts = [Context(prompt=c.question) for c in cases]  # the prompt, as training passes it
     options = {} if workers is None else {"workers": workers}
 
     started = time.perf_counter()
     cold_verifier = MathVerifier(**options)
-    verdicts = cold_verifier.verify(preds, golds)
+    verdicts = cold_verifier.verify(preds, golds, contexts)
     cold_s = time.perf_counter() - started
 
     # A fresh instance: an empty answer cache (references stay read, as in training). One
@@ -94,7 +96,7 @@ def run_ours(cases, workers: int | None) -> dict:
     warm_verifier = MathVerifier(**options)
     warm_verifier.verify([_WARM_UP[0]], [_WARM_UP[1]])
     started = time.perf_counter()
-    warm_verdicts = warm_verifier.verify(preds, golds)
+    warm_verdicts = warm_verifier.verify(preds, golds, contexts)
     warm_s = time.perf_counter() - started
     warm_verifier.close()
     cold_verifier.close()
@@ -265,6 +267,7 @@ def gsm8k_check(table, args) -> None:
         print(f"\nGSM8K check skipped: {args.gsm8k} not found (--gsm8k PATH)")
         return
     sys.path.insert(0, str(REPO))
+    from verifiers.base import Context
     from verifiers.math import MathVerifier
 
     rows = [json.loads(line) for line in args.gsm8k.read_text().splitlines() if line.strip()]
@@ -278,13 +281,15 @@ def gsm8k_check(table, args) -> None:
     started = time.perf_counter()
     with MathVerifier() as verifier:
         for style in styles:
-            texts, others, golds = [], [], []
+            texts, others, golds, questions = [], [], [], []
             for i, row in enumerate(rows):
                 solution, _, n = row["answer"].rpartition("####")
                 texts.append(table.restate(solution, n.strip(), style))
                 others.append(table.restate(solution, table.changed_number(n.strip(), i), style))
                 golds.append(row["answer"])
-            for i, (a, b) in enumerate(zip(verifier.verify(texts, golds), verifier.verify(others, golds))):
+                questions.append(Context(prompt=row["question"]))  # the question as the prompt, as in training
+            for i, (a, b) in enumerate(zip(verifier.verify(texts, golds, questions),
+                                           verifier.verify(others, golds, questions))):
                 right[style] += a.status == "ok" and a.reward == 1.0
                 changed[style] += b.status == "ok" and b.reward == 0.0
                 if not (a.status == "ok" and a.reward == 1.0) or not (b.status == "ok" and b.reward == 0.0):
@@ -335,11 +340,13 @@ def disagreements(path: Path, out: Path | None) -> None:
     sys.path.insert(0, str(REPO))
     from math_verify import parse, verify
 
+    from verifiers.base import Context
     from verifiers.math import MathVerifier
 
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     with MathVerifier() as ours:
-        verdicts = ours.verify([r["completion"] for r in rows], [r["gold"] for r in rows])
+        verdicts = ours.verify([r["completion"] for r in rows], [r["gold"] for r in rows],
+                               [Context(prompt=r.get("problem", "")) for r in rows])
     found = []
     for row, verdict in zip(rows, verdicts):
         gold = row["gold"].split("####")[-1].strip() if "####" in row["gold"] else _boxed_gold(row["gold"])

@@ -76,7 +76,8 @@ def _dataset(tmp_path, rows, *overrides):
 
 def test_a_mixed_batch_is_scored_each_by_its_own_verifier_in_order(plugins):
     scorer = Scorer(RunConfig(), {"upper", "math", "broken"})
-    verdicts = scorer.score(["AB", "7", "x", "cd"], ["ab", "7", "y", "cd"], ["upper", "math", "broken", "upper"])
+    verdicts = scorer.score(["AB", "7", "x", "cd"], ["ab", "7", "y", "cd"], ["upper", "math", "broken", "upper"],
+                            [Context(prompt=p) for p in ("ab?", "3+4=", "y?", "cd?")])
     assert [(v.status, v.reward) for v in verdicts] == [(OK, 1.0), (OK, 1.0), (ERROR, 0.0), (OK, 0.0)]
     assert "no sandbox" in verdicts[2].reason
 
@@ -133,7 +134,8 @@ def test_an_unreadable_math_gold_fails_at_load_and_readable_ones_are_not_read_ag
     reads = []
     monkeypatch.setattr(math_verifier, "prepare_reference", lambda r: reads.append(r) or pytest.fail("re-read"))
     golds = [r.answer for r in data.fixed_prompt_rows()]
-    verdicts = scorer.score([f"The answer is {g.split('#### ')[1]}." for g in golds], golds, ["math"] * len(golds))
+    verdicts = scorer.score([f"The answer is {g.split('#### ')[1]}." for g in golds], golds, ["math"] * len(golds),
+                            [Context(prompt=r.prompt) for r in data.fixed_prompt_rows()])
     assert [v.reward for v in verdicts] == [1.0] * 5 and reads == []
     monkeypatch.undo()
 

@@ -72,6 +72,8 @@ class Case(NamedTuple):
     origin: str = ""  # for a real case: the model, the problem and the prompt style it came from
     # A decided case this verifier gets wrong, and why (kept in the table, tested as a known miss).
     known_miss: str = ""
+    # The question the prediction answers, when known: the verifier sees it as the prompt.
+    question: str = ""
 
 
 class OptionCase(NamedTuple):
@@ -85,7 +87,7 @@ RULES = (
     "extraction", "numbers", "percent", "mixed", "radicals", "scientific", "units", "text",
     "choice", "sets", "intervals", "matrices", "equations", "inequalities", "symbolic",
     "no_answer", "hostile", "currency", "final_line", "boxes", "formatting", "named", "shapes",
-    "ratios", "golds", "unmarked",
+    "ratios", "golds", "unmarked", "restated",
 )
 
 # Golds written as full solutions: MATH style (a \boxed) and GSM8K style (a #### line).
@@ -283,6 +285,8 @@ def _cases() -> list[Case]:
     # ---------------------------------------------------------------- 4. mixed numbers
     R = "mixed"
     add(c(r"3\frac{1}{2}", "7/2", t, R))
+    add(c(r"The answer is $2\frac34$.", "2.75", t, R))  # a one-digit argument needs no braces
+    add(c(r"The answer is $2\frac34$.", "1.5", f, R))
     add(c("3 1/2", "7/2", t, R))
     add(c("3 1/2", r"3\frac{1}{2}", t, R))
     add(c("3 1/2", "3.5", t, R))
@@ -945,12 +949,39 @@ def _cases_of_model_text() -> list[Case]:
     add(c("So she needs 2.5 cups, approximately 0.6 liters.", "2.5", f, R))
     add(c("In scientific notation that is 4.2e3.", "4200", t, R))
     add(c(r"The speed is about $3 \times 10^{8}$ meters per second.", "300000000", t, R))
+
+    # ---------------------------------------------------------------- 27. a restated question
+    # With the question as the prompt: an answer that restates the question's number, written as
+    # the question wrote it, is not the conversion asked for; the same value in the asked-for
+    # form, or a number the question states in the gold's own form, is the answer.
+    R = "restated"
+    q = "Write 2.75 as a mixed number."
+    add(c("To write it as a mixed number: 2.75", r"2\frac{3}{4}", f, R, question=q))
+    add(c(r"2.75 = 2 + 0.75 = $2\frac{3}{4}$", r"2\frac{3}{4}", t, R, question=q))
+    add(c("The answer is 2 3/4.", r"2\frac{3}{4}", t, R, question=q))
+    add(c("The answer is 11/4.", r"2\frac{3}{4}", t, R, question=q))
+    q = "What is 5/8 as a decimal?"
+    add(c("Dividing gives 0.625, which is the decimal form of 5/8.", "0.625", f, R, question=q))
+    add(c("Dividing 5 by 8 gives 0.625.", "0.625", t, R, question=q))
+    q = r"Simplify $\frac{6}{8}$."
+    add(c(r"The fraction is $\frac{6}{8}$.", r"\frac{3}{4}", f, R, question=q))
+    add(c(r"Dividing top and bottom by 2: $\frac{3}{4}$.", r"\frac{3}{4}", t, R, question=q))
+    q = "Write 25% as a fraction in lowest terms."
+    add(c("25% means 25 out of 100, so the answer is 25%.", "1/4", f, R, question=q))
+    add(c("25% means 25 out of 100, so the answer is 1/4.", "1/4", t, R, question=q))
+    # the question states the answer in the gold's form: restating it is no fault
+    q = "Tom has 5 apples and eats none. How many apples does he have?"
+    add(c("He still has 5 apples.", "5", t, R, question=q))
+    q = "A shirt costs $12.00. How much do 1 shirt cost, in dollars?"
+    add(c("One shirt costs $12.00.", "12", t, R, question=q))
+    q = "What is 50% of 100?"
+    add(c("50% of 100 is 50.", "50", t, R, question=q))
     return cases
 
 
 # Real model completions, each decided by reading it: one JSON object per line with prediction,
-# gold, expected, rule, origin (and status, when not just "ok"; known_miss, when the verifier
-# gets the case wrong).
+# gold, question, expected, rule, origin (and status, when not just "ok"; known_miss, when the
+# verifier gets the case wrong).
 REAL_CASES_FILE = Path(__file__).with_name("math_real_cases.jsonl")
 
 
@@ -959,7 +990,7 @@ def _real_cases() -> list[Case]:
         return []
     rows = [json.loads(line) for line in REAL_CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Case(r["prediction"], r["gold"], r["expected"], r["rule"], tuple(r.get("status", OK_ONLY)), "real",
-                 r["origin"], r.get("known_miss", "")) for r in rows]
+                 r["origin"], r.get("known_miss", ""), r.get("question", "")) for r in rows]
 
 
 CASES: list[Case] = _cases() + _cases_of_model_text() + _real_cases()

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from verifiers.base import ERROR, OK, TIMEOUT, Verifier
+from verifiers.base import ERROR, OK, TIMEOUT, Context, Verifier
 from verifiers.math import MathVerifier, extract_answer, parse_answer
 
 GSM8K_SOLUTION = (
@@ -284,3 +284,25 @@ def test_a_dataset_with_unreadable_golds_is_reported_by_row_when_loaded():
     assert "2 reference(s) that verifier 'math' cannot read" in message
     assert "train.jsonl line 3: reference 'no answer given here' has no readable answer" in message
     assert "train.jsonl line 5: reference '3 +* 4' does not parse" in message
+
+
+def test_the_question_as_context_tells_a_restated_number_from_a_conversion(verifier):
+    question = Context(prompt="Write 2.75 as a mixed number.")
+    answers = ["So it is 2.75.", r"So it is $2\frac{3}{4}$.", "11/4"]
+    # Without the question every answer is judged against the gold alone: all three are the value.
+    assert [v.reward for v in verifier.verify(answers, [r"2\frac{3}{4}"] * 3)] == [1.0, 1.0, 1.0]
+    verdicts = verifier.verify(answers, [r"2\frac{3}{4}"] * 3, [question] * 3)
+    assert [(v.status, v.reward) for v in verdicts] == [(OK, 0.0), (OK, 1.0), (OK, 1.0)]
+    assert "restates the question's 2.75" in verdicts[0].reason
+    # A question stating its answer in the gold's own form is no conversion.
+    [same] = verifier.verify(["He keeps all 5."], ["5"], [Context(prompt="Tom has 5 pens and loses none. How many?")])
+    assert same.reward == 1.0
+    with pytest.raises(ValueError, match="contexts"):
+        verifier.verify(["5"], ["5"], [question, question])
+
+
+def test_an_answer_that_parses_but_cannot_be_compared_is_wrong_not_masked(verifier):
+    # `0.6 x 100 = 66.67%` parses (a percent of a relation) but is no value: the model's doing, so
+    # it scores wrong with status ok; a masked verdict would hide it from training.
+    [verdict] = verifier.verify(["The final answer is $0.6 x 100 = 66.67%."], [r"60\%"])
+    assert (verdict.status, verdict.reward) == (OK, 0.0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from verifiers.base import STATUSES
+from verifiers.base import STATUSES, Context
 
 
 def _load_table():
@@ -53,7 +53,8 @@ def _describe(case, verdict) -> str:
 def verdicts():
     SIDE_EFFECT.unlink(missing_ok=True)
     with _math_verifier() as verifier:
-        result = verifier.verify([c.prediction for c in CASES], [c.gold for c in CASES])
+        result = verifier.verify([c.prediction for c in CASES], [c.gold for c in CASES],
+                                 [Context(prompt=c.question) for c in CASES])
     assert len(result) == len(CASES)
     return result
 
@@ -79,7 +80,8 @@ def test_batch_order_does_not_change_verdicts(verdicts):
     # result positions would show here.
     picked = list(range(0, len(CASES), 7))[::-1]
     with _math_verifier() as verifier:
-        again = verifier.verify([CASES[i].prediction for i in picked], [CASES[i].gold for i in picked])
+        again = verifier.verify([CASES[i].prediction for i in picked], [CASES[i].gold for i in picked],
+                                [Context(prompt=CASES[i].question) for i in picked])
     changed = [
         f"{CASES[i].rule}: {CASES[i].prediction!r} vs {CASES[i].gold!r}: batch {verdicts[i]}, reversed {v}"
         for i, v in zip(picked, again)
@@ -141,7 +143,7 @@ def test_table_holds_a_thousand_cases_of_which_four_hundred_are_real_completions
 
 
 def test_table_has_no_duplicate_or_malformed_cases():
-    pairs = Counter((c.prediction, c.gold) for c in CASES)
+    pairs = Counter((c.prediction, c.gold, c.question) for c in CASES)
     assert [p for p, n in pairs.items() if n > 1] == []
     for case in CASES:
         assert isinstance(case.expected, bool)

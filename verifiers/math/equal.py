@@ -113,6 +113,8 @@ def compare_texts(pred_text: str, gold_text: str, percent: str, rel_tol: float) 
         return any(equal(pred, gold, percent, rel_tol) for pred in readings for gold in golds), ""
     except Explosive as e:
         return False, f"answer refused: {e}"
+    except ParseError as e:  # a tree that parses but means nothing here (`0.6 x 100 = 66.67%`): the model's doing
+        return False, f"answer cannot be compared: {e}"
 
 
 def answer_readings(text: str) -> list[Node]:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["extract_answer", "last_boxed", "all_boxed", "choice_in_text", "mask_currency", "CURRENCY_MARK"]
+__all__ = ["extract_answer", "last_boxed", "all_boxed", "choice_in_text", "mask_currency", "question_numbers",
+           "CURRENCY_MARK"]
 
 CURRENCY_MARK = "\ue000"  # stands in for a currency `$`; same length, so positions are kept
 
@@ -113,6 +114,21 @@ def extract_answer(text: str, guess: bool = True) -> str | None:
     if answer is None and guess:
         answer = _bold_answer(text) or _last_value(text)
     return _unmask(answer).strip() or None if answer is not None else None
+
+
+# The numbers a question states: mixed numbers, fractions (LaTeX or a/b), percents, decimals and
+# integers (with thousands commas), each with its sign when the minus is not a subtraction.
+_FRAC = r"\\[dt]?frac\s*(?:\{\s*\d+\s*\}|\d)\s*(?:\{\s*\d+\s*\}|\d)"
+_DECIMAL = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+_QUESTION_NUMBER = re.compile(
+    r"(?<![\w)}])-?(?:\d+\s*" + _FRAC + r"|" + _FRAC + r"|\d+\s+\d+/\d+(?![\d/])|\d+(?:\.\d+)?/\d+(?:\.\d+)?"
+    r"|(?:" + _DECIMAL + r")\s?\\?%|" + _DECIMAL + r")"
+)
+
+
+def question_numbers(question: str) -> list[str]:
+    """The numbers a question states, as written (`2.75`, `5/8`, `2\\frac{3}{4}`, `25%`, `1,000`)."""
+    return [m.group(0) for m in _QUESTION_NUMBER.finditer(question[:20_000])]
 
 
 def last_boxed(text: str) -> str | None:

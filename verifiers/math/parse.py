@@ -73,7 +73,8 @@ _PERCENT_WORD = re.compile(
 _CURRENCY = re.compile(r"\\\$|\$|€|£|¥|\\euro|\b(?:USD|EUR|GBP|Rs\.?)(?=\s*\d)")
 _UNIT_TAIL = re.compile(r"(?<=[\d)}.\s])\s*([^\W\d_]{2,}(?:\s*\^\s*\{?\d\}?)?(?:\s*/\s*[^\W\d_]+)?)\s*\.?$")
 _MIXED_PLAIN = re.compile(r"^(-?)(\d{1,30})\s+(\d{1,30})\s*/\s*(\d{1,30})$")
-_MIXED_LATEX = re.compile(r"(?<![\w.^_}])(\d{1,30})\s*\\frac\s*\{\s*(\d{1,30})\s*\}\s*\{\s*(\d{1,30})\s*\}")
+# `2\frac{3}{4}`, and `2\frac34` the same (a one-digit argument needs no braces)
+_MIXED_LATEX = re.compile(r"(?<![\w.^_}])(\d{1,30})\s*\\frac\s*(?:\{\s*(\d{1,30})\s*\}|(\d))\s*(?:\{\s*(\d{1,30})\s*\}|(\d))")
 _LETTER = re.compile(r"^\(?\s*([A-Ja-j])\s*\)?(?:$|[.:)]|\s)")
 _LETTER_STRICT = re.compile(r"^\(?\s*([A-J])\s*\)$|^\(?([A-J])\)?$|^\(([a-j])\)$")
 _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
@@ -291,7 +292,7 @@ def _normalize(s: str) -> tuple[str, bool]:
     if mixed:
         sign, whole, num, den = mixed.groups()
         s = f"{sign}({whole}+{num}/{den})"
-    s = _MIXED_LATEX.sub(r"(\1+\2/\3)", s)
+    s = _MIXED_LATEX.sub(lambda m: f"({m[1]}+{m[2] or m[3]}/{m[4] or m[5]})", s)
     if not re.search(r"[(\[{]|,\s", s):  # 1,234,567 is a number; "(1,234)" and "1, 234" are not
         s = _THOUSANDS.sub(lambda m: m.group().replace(",", ""), s)
     return s, percent

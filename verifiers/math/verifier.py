@@ -36,13 +36,13 @@ from fractions import Fraction
 from math import isfinite
 from typing import Any, ClassVar, Literal, NamedTuple, Sequence
 
-from verifiers.base import ERROR, OK, TIMEOUT, Verdict
+from verifiers.base import ERROR, OK, TIMEOUT, Context, Verdict
 from verifiers.math.equal import answer_readings, quick_equal
-from verifiers.math.extract import choice_in_text, extract_answer, last_boxed
+from verifiers.math.extract import choice_in_text, extract_answer, last_boxed, question_numbers
 from verifiers.math.parse import ParseError, letter_of
 from verifiers.pool import DONE, TIMEOUT as POOL_TIMEOUT, DeadlinePool
 
-__all__ = ["MathVerifier", "MathReference", "prepare_reference"]
+__all__ = ["MathVerifier", "MathReference", "prepare_reference", "restates_question"]
 
 _JOB = "verifiers.math.equal:compare_texts"
 _Decided = tuple  # (equal: bool | None, status, reason)
@@ -83,6 +83,9 @@ class MathVerifier:
     """Scores completions whose final answer equals the reference (see the module doc)."""
 
     name: ClassVar[str] = "math"
+    # The prompt tells a restated question number from an answer (see `verify`); without one
+    # (contexts=None) every answer is judged against the reference alone.
+    wants_context: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -122,21 +125,36 @@ class MathVerifier:
 
     # --- the contract ---------------------------------------------------------------------
 
-    def verify(self, completions: Sequence[str], references: Sequence[Any]) -> list[Verdict]:
-        """One verdict per (completion, reference); the sympy work of the batch runs in parallel."""
+    def verify(self, completions: Sequence[str], references: Sequence[Any],
+               contexts: Sequence[Context] | None = None) -> list[Verdict]:
+        """One verdict per (completion, reference); the sympy work of the batch runs in parallel.
+        With `contexts` (the prompts), an answer that only restates a number of its question in
+        the form the question gave it is wrong when the gold is that value in another form
+        ("Write 2.75 as a mixed number." answered `2.75`)."""
         if len(completions) != len(references):
             raise ValueError(f"{len(completions)} completions but {len(references)} references")
+        if contexts is not None and len(contexts) != len(completions):
+            raise ValueError(f"{len(completions)} completions but {len(contexts)} contexts")
         verdicts: list[Verdict | None] = [None] * len(completions)
+        answers: list[tuple[str, MathReference] | None] = [None] * len(completions)
         jobs: dict[tuple[str, str], list[int]] = {}
         for i, (completion, reference) in enumerate(zip(completions, references)):
             start = time.perf_counter()
-            decided = self._decide_here(completion, reference)
+            decided, answers[i] = self._decide_here(completion, reference)
             if isinstance(decided, _ForPool):
                 jobs.setdefault((decided.pred, decided.gold), []).append(i)
             else:
                 verdicts[i] = self._verdict(decided, time.perf_counter() - start)
         if jobs:
             self._run_pool(jobs, verdicts)
+        if contexts is not None:
+            for i, (verdict, answer, context) in enumerate(zip(verdicts, answers, contexts)):
+                if answer is not None and verdict.status == OK and verdict.reward == self.reward_correct:  # type: ignore[union-attr]
+                    restated = restates_question(answer[0], answer[1], getattr(context, "prompt", "") or "")
+                    if restated is not None:
+                        verdicts[i] = Verdict(self.reward_wrong, OK, f"answer {_clip(answer[0])} restates the question's "
+                                              f"{_clip(restated)}; the reference is {_clip(answer[1].answer)}",
+                                              verdict.latency_s)  # type: ignore[union-attr]
         return verdicts  # type: ignore[return-value]
 
     def prepare_reference(self, reference: Any) -> MathReference:
@@ -165,18 +183,22 @@ class MathVerifier:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _decide_here(self, completion: Any, reference: Any) -> "_Decided | _ForPool":
-        """(equal, status, reason) when settled without sympy, else the pair for the pool."""
+    def _decide_here(self, completion: Any, reference: Any) -> "tuple[_Decided | _ForPool, tuple[str, MathReference] | None]":
+        """(equal, status, reason) when settled without sympy, else the pair for the pool; with the
+        (answer, reference) compared, when there was an answer to compare."""
         try:
             ref = reference if isinstance(reference, MathReference) else prepare_reference(reference)
         except ValueError as e:
-            return (None, ERROR, str(e))
+            return (None, ERROR, str(e)), None
+        pred = extract_answer(completion) if isinstance(completion, str) else None
+        return self._decide(completion, ref, pred), (None if pred is None else (pred, ref))
+
+    def _decide(self, completion: Any, ref: MathReference, pred: str | None) -> "_Decided | _ForPool":
         gold, gold_node = ref.answer, ref.node
         if not isinstance(completion, str):
             return (False, OK, "completion is not text")
         if self.require_boxed and last_boxed(completion) is None:
             return (False, OK, "no \\boxed answer")
-        pred = extract_answer(completion)
         if gold_node[0] == "letter":  # a choice: also "A. Because ..." or the last "(C)" of the text
             choice = (letter_of(pred) if pred is not None else None) or choice_in_text(completion)
             same = choice == gold_node[1]
@@ -193,7 +215,10 @@ class MathVerifier:
         undecided = False
         for pred_node in readings:
             for gold_reading in (gold_node, *ref.other_nodes):
-                quick = quick_equal(pred_node, gold_reading, self.percent, self.rel_tol)
+                try:
+                    quick = quick_equal(pred_node, gold_reading, self.percent, self.rel_tol)
+                except ParseError:  # parses, but means nothing against this gold (`3 = 4%`): not equal
+                    continue
                 if quick:
                     return self._cache_put((pred, gold), (True, OK, ""))
                 undecided |= quick is None
@@ -286,6 +311,53 @@ def _reference_answer(reference: Any) -> str | None:
     if not isinstance(reference, str):
         return None
     return extract_answer(reference, guess=False)
+
+
+def restates_question(answer: str, reference: MathReference, question: str) -> str | None:
+    """The number of `question` that `answer` restates, written the same way, when the reference is
+    that value in another form (`2.75` for "Write 2.75 as a mixed number.", gold `2\\frac{3}{4}`);
+    else None. A question that states its answer in the answer's form ("Is 5 prime? Give the
+    next prime after 4.") is not a conversion, so restating it is no fault. Called for answers
+    already found equal to the reference."""
+    if not question or reference.node[0] == "letter":
+        return None
+    try:
+        answer_forms = {_form(node) for node in answer_readings(answer)}
+    except (ParseError, RecursionError):
+        return None
+    gold_forms = {_form(node) for node in (reference.node, *reference.other_nodes)}
+    if answer_forms & gold_forms:
+        return None
+    for text, forms in _question_forms(question):
+        if forms & answer_forms:
+            return text
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _question_forms(question: str) -> tuple[tuple[str, frozenset], ...]:
+    """Each number of a question with its forms (a GRPO group shares one question)."""
+    found = []
+    for text in question_numbers(question):
+        try:
+            found.append((text, frozenset(_form(node) for node in answer_readings(text))))
+        except (ParseError, RecursionError):
+            continue
+    return tuple(found)
+
+
+def _form(node: Any) -> Any:
+    """A syntax tree as a hashable form: `5.00` and `5` are one form (an integer written with
+    zeros), `25%` and `25` are one (GSM8K golds drop the sign), `0.75` and `3/4` are two."""
+    if isinstance(node, list):
+        return tuple(_form(n) for n in node)
+    if not isinstance(node, tuple) or not node:
+        return node
+    if node[0] == "num" and len(node) == 3:
+        return ("num", node[1], bool(node[2]) and node[1].denominator != 1)
+    if node[0] == "percent":
+        return _form(node[1])
+    return tuple(_form(n) for n in node)
 
 
 def _differs(pred: str, gold: str) -> str:
