@@ -976,6 +976,17 @@ def _cases_of_model_text() -> list[Case]:
     add(c("One shirt costs $12.00.", "12", t, R, question=q))
     q = "What is 50% of 100?"
     add(c("50% of 100 is 50.", "50", t, R, question=q))
+
+    # A choice letter that states another option's value contradicts itself (the question lists them).
+    R = "choice"
+    q = "Which is the smallest prime number? (A) 0 (B) 1 (C) 2 (D) 3"
+    add(c("The smallest prime is 3, so the answer is C: 3", "C", f, R, question=q))
+    add(c("The smallest prime is 2, so the answer is C: 2", "C", t, R, question=q))
+    add(c("The answer is (C).", "C", t, R, question=q))
+    q = "Which is larger, 2^5 or 5^2? Answer (A) 2^5 or (B) 5^2."
+    add(c("The answer is (A) 5^2.", "A", f, R, question=q))
+    add(c("The answer is (A) 2^5.", "A", t, R, question=q))
+    add(c("2^5 = 32 is larger. The answer is A: 32", "A", t, R, question=q))
     return cases
 
 

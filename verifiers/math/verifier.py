@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -42,7 +43,7 @@ from verifiers.math.extract import choice_in_text, extract_answer, last_boxed, q
 from verifiers.math.parse import ParseError, letter_of
 from verifiers.pool import DONE, TIMEOUT as POOL_TIMEOUT, DeadlinePool
 
-__all__ = ["MathVerifier", "MathReference", "prepare_reference", "restates_question"]
+__all__ = ["MathVerifier", "MathReference", "prepare_reference", "question_fault"]
 
 _JOB = "verifiers.math.equal:compare_texts"
 _Decided = tuple  # (equal: bool | None, status, reason)
@@ -150,11 +151,9 @@ class MathVerifier:
         if contexts is not None:
             for i, (verdict, answer, context) in enumerate(zip(verdicts, answers, contexts)):
                 if answer is not None and verdict.status == OK and verdict.reward == self.reward_correct:  # type: ignore[union-attr]
-                    restated = restates_question(answer[0], answer[1], getattr(context, "prompt", "") or "")
-                    if restated is not None:
-                        verdicts[i] = Verdict(self.reward_wrong, OK, f"answer {_clip(answer[0])} restates the question's "
-                                              f"{_clip(restated)}; the reference is {_clip(answer[1].answer)}",
-                                              verdict.latency_s)  # type: ignore[union-attr]
+                    fault = question_fault(answer[0], answer[1], getattr(context, "prompt", "") or "")
+                    if fault is not None:
+                        verdicts[i] = Verdict(self.reward_wrong, OK, fault, verdict.latency_s)  # type: ignore[union-attr]
         return verdicts  # type: ignore[return-value]
 
     def prepare_reference(self, reference: Any) -> MathReference:
@@ -313,14 +312,27 @@ def _reference_answer(reference: Any) -> str | None:
     return extract_answer(reference, guess=False)
 
 
-def restates_question(answer: str, reference: MathReference, question: str) -> str | None:
-    """The number of `question` that `answer` restates, written the same way, when the reference is
-    that value in another form (`2.75` for "Write 2.75 as a mixed number.", gold `2\\frac{3}{4}`);
-    else None. A question that states its answer in the answer's form ("Is 5 prime? Give the
-    next prime after 4.") is not a conversion, so restating it is no fault. Called for answers
-    already found equal to the reference."""
-    if not question or reference.node[0] == "letter":
+def question_fault(answer: str, reference: MathReference, question: str) -> str | None:
+    """Why an answer found equal to the reference is wrong after all, given its question; else None.
+
+    - A restated number: the answer is a number of the question, written as the question wrote it,
+      and the reference is that value in another form (`2.75` for "Write 2.75 as a mixed number.",
+      gold `2\\frac{3}{4}`). A question that states its answer in the reference's own form ("Tom has
+      5 pens and loses none. How many?") is no conversion, so restating it is no fault.
+    - A contradicted choice: the answer names the right letter but states the value of another
+      option of the question (`C: 3` where the question lists (C) 2 and (D) 3).
+    """
+    if not question:
         return None
+    if reference.node[0] == "letter":
+        return _contradicted_choice(answer, question)
+    restated = _restated(answer, reference, question)
+    if restated is None:
+        return None
+    return f"answer {_clip(answer)} restates the question's {_clip(restated)}; the reference is {_clip(reference.answer)}"
+
+
+def _restated(answer: str, reference: MathReference, question: str) -> str | None:
     try:
         answer_forms = {_form(node) for node in answer_readings(answer)}
     except (ParseError, RecursionError):
@@ -332,6 +344,35 @@ def restates_question(answer: str, reference: MathReference, question: str) -> s
         if forms & answer_forms:
             return text
     return None
+
+
+# "(A) 0 (B) 1 (C) 2": each option's text, up to the next option, a line end or a trailing "or".
+_OPTION = re.compile(r"\(([A-J])\)\s*([^()\n]*?)\s*(?:,|;|\bor\b)?\s*(?=\([A-J]\)|\n|$)")
+_LETTER_AND_VALUE = re.compile(r"\s*\(?([A-J])\)?\s*[:.)=]?\s+(\S.*?)[\s.。]*$", re.DOTALL)
+
+
+def _contradicted_choice(answer: str, question: str) -> str | None:
+    options = {letter: text.rstrip(" .?") for letter, text in _OPTION.findall(question[:20_000])}
+    said = _LETTER_AND_VALUE.match(answer)
+    if len(options) < 2 or said is None or said[1] not in options:
+        return None
+    letter, value = said[1], said[2]
+    if _same_option(value, options[letter]):
+        return None
+    other = next((k for k, text in options.items() if k != letter and _same_option(value, text)), None)
+    if other is None:
+        return None
+    return f"answer {_clip(answer)} names choice {letter} ({_clip(options[letter])}) but states choice {other}'s value"
+
+
+def _same_option(value: str, option: str) -> bool:
+    squeeze = lambda text: re.sub(r"[\s$]", "", text).lower()  # noqa: E731
+    if squeeze(value) == squeeze(option):
+        return True
+    try:
+        return any(quick_equal(a, b, "value", 0.0) is True for a in answer_readings(value) for b in answer_readings(option))
+    except (ParseError, RecursionError):
+        return False
 
 
 @functools.lru_cache(maxsize=4096)
