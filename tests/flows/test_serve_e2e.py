@@ -61,11 +61,21 @@ class Api:
     def __init__(self, url: str):
         self.http = httpx.Client(base_url=url, timeout=30)
 
+    def send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        # Prefect's server (SQLite) can stall past the 30 s timeout while a campaign writes; a read, a
+        # filter or a forced state change is safe to send again (the callers' deadlines still bound it).
+        for _ in range(2):
+            try:
+                return self.http.request(method, path, **kwargs)
+            except httpx.TimeoutException:
+                pass
+        return self.http.request(method, path, **kwargs)
+
     def post(self, path: str, body: dict) -> httpx.Response:
-        return self.http.post(path, json=body)
+        return self.send("POST", path, json=body)
 
     def flow_run(self, run_id: str) -> dict:
-        return self.http.get(f"/flow_runs/{run_id}").raise_for_status().json()
+        return self.send("GET", f"/flow_runs/{run_id}").raise_for_status().json()
 
     def subflows(self, parent_id: str) -> list[dict]:
         tasks = self.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [parent_id]}}}).json()
@@ -136,7 +146,7 @@ def campaign(served):
     """Trigger the campaign deployment (2 rounds); SIGKILL its flow process during round 2's GRPO
     stage once it has a checkpoint; retry the run as the UI's Retry button does; wait for it."""
     api, out = served["api"], served["root"] / "campaign"
-    deployment = api.http.get("/deployments/name/campaign/default").raise_for_status().json()
+    deployment = api.send("GET", "/deployments/name/campaign/default").raise_for_status().json()
     run = api.post(f"/deployments/{deployment['id']}/create_flow_run", {
         "parameters": {"config": _tiny_config(out), "overrides": [],
                        "execution": {"retries": 0, "stage_timeout_s": 900}},
@@ -277,7 +287,7 @@ def test_ui_renders_the_campaign_run_in_headless_chromium(campaign):
 
 def test_out_of_bounds_parameter_is_refused_with_its_field_path(served):
     api = served["api"]
-    deployment = api.http.get("/deployments/name/campaign/default").raise_for_status().json()
+    deployment = api.send("GET", "/deployments/name/campaign/default").raise_for_status().json()
     assert [s["active"] for s in deployment["schedules"]] == [False]
     assert {"preset", "overrides", "config", "execution"} <= set(deployment["parameter_openapi_schema"]["properties"])
     for parameters, path in (({"config": {"grpo": {"clip_low": 3}}}, "config.grpo.clip_low"),
@@ -294,7 +304,7 @@ def test_a_preset_with_overrides_runs_and_a_bad_override_is_refused_with_its_fie
     # fields. A well-formed override with a bad value passes the server's form check and is refused
     # by the flow before any stage, with the field path, and not retried.
     api, root = served["api"], served["root"]
-    deployment = api.http.get("/deployments/name/round/default").raise_for_status().json()
+    deployment = api.send("GET", "/deployments/name/round/default").raise_for_status().json()
     schema = deployment["parameter_openapi_schema"]["properties"]
     shipped = sorted(path.stem for path in (REPO / "configs").glob("*.yaml"))  # every shipped config is a preset
     assert schema["preset"]["enum"] == shipped and schema["preset"]["default"] == "tiny"
@@ -325,7 +335,7 @@ def test_the_run_form_draws_the_preset_choice_overrides_and_the_task_form(served
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (`make test` installs it)")
-    deployment = served["api"].http.get("/deployments/name/round/default").raise_for_status().json()
+    deployment = served["api"].send("GET", "/deployments/name/round/default").raise_for_status().json()
     url = f"{served['ui']}/deployments/deployment/{deployment['id']}/run"
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              "--disable-background-networking", "--virtual-time-budget=20000", "--window-size=1400,1000"]
