@@ -117,6 +117,9 @@ class Training:
         final = export_model(ctx.accelerator, self.model, ctx.tokenizer, ctx.stage_dir / "final")
         if ctx.accelerator.is_main_process:
             plot_metrics(ctx.stage_dir / "metrics.jsonl", ctx.stage_dir / "metrics.png", plot_keys, title)
+        # Every process reaches the end before any destroys the process group (end_training does), as
+        # torch asks: the other processes no longer destroy it while the main one is still plotting.
+        ctx.accelerator.wait_for_everyone()
         ctx.accelerator.end_training()  # flush and close the trackers
         return final
 
