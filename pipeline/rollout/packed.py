@@ -37,6 +37,19 @@ class PackedLinears:
     def __init__(self) -> None:
         # id(module) -> (weight data pointer, weight version, rows, packed tensor)
         self._packed: dict[int, tuple[int, int, int, torch.Tensor]] = {}
+        self._fused: tuple | None = None  # (key, `pipeline.rollout.fused.fuse`'s result)
+
+    def fused(self, model: torch.nn.Module, rows: int):
+        """`pipeline.rollout.fused.fuse(model, rows)`, kept while no weight changes (the same
+        refresh rule as the per-layer copies: a weight that trains is refused the cache)."""
+        from pipeline.rollout.fused import fuse
+
+        params = list(model.parameters())
+        key = (id(model), rows, tuple((p.data_ptr(), p._version) for p in params))
+        if self._fused is None or self._fused[0] != key or any(p.requires_grad for p in params):
+            self._fused = None  # the old copies go before the new ones are made
+            self._fused = (key, fuse(model, rows))
+        return self._fused[1]
 
     @contextmanager
     def decoding(self, model: torch.nn.Module, rows: int):

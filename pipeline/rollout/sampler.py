@@ -12,7 +12,9 @@ rollout contract says.
 
 The cache writes each step's keys and values into buffers allocated once for the whole call
 (`_GrowingLayer`) instead of concatenating a new tensor per token and layer, and the decode steps
-can run on packed weight copies (`pipeline.rollout.packed`).
+can run on packed weight copies (`pipeline.rollout.packed`): for a Llama model, through a step
+written out over fused packed matrices (`pipeline.rollout.fused`), for others through the model's
+own forward with each linear layer packed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from pipeline.rollout.fused import FusedLlamaStep, eligible as fused_eligible
 from pipeline.rollout.base import SamplingParams
 from pipeline.rollout.packed import PackedLinears
 
@@ -72,7 +75,10 @@ def sample(model, prompts: Sequence[list[int]], n: int, sampling: SamplingParams
     logps = torch.zeros((batch, steps), device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
-    with linears.decoding(model, batch) if linears is not None else nullcontext():
+    step = None  # the fused decode step, for the models it covers
+    if linears is not None and steps > 1 and fused_eligible(model) and _fusable(cache):
+        step = FusedLlamaStep(model, linears.fused(model, batch), cache, attention_mask)
+    with linears.decoding(model, batch) if linears is not None and step is None else nullcontext():
         for t in range(steps):
             token, logp = _draw(logits, sampling, eos, t)
             token = torch.where(finished, pad_id, token)
@@ -81,7 +87,11 @@ def sample(model, prompts: Sequence[list[int]], n: int, sampling: SamplingParams
             finished |= torch.isin(token, eos)
             if t == steps - 1 or bool(finished.all()):
                 break
-            logits = _last_logits(model, token[:, None], attention_mask[:, : width + t + 1], next_position + t, cache)
+            if step is not None:
+                logits = step(token, next_position + t)
+            else:
+                logits = _last_logits(model, token[:, None], attention_mask[:, : width + t + 1], next_position + t,
+                                      cache)
 
     tokens, logps, lengths, finished = tokens.cpu(), logps.cpu(), lengths.tolist(), finished.tolist()
     return Samples(
@@ -136,6 +146,15 @@ def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     remove = cumulative <= (1 - top_p)
     remove[..., -1:] = False
     return scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+
+
+def _fusable(cache: DynamicCache) -> bool:
+    """Every layer one of ours, filled in float32: a prefill under autocast (accelerate wraps the
+    model's forward in it for bf16 runs) wrote bf16, and then the decode stays in the model's forward,
+    in the training forward's precision."""
+    return all(type(layer) is _GrowingLayer and layer.is_initialized
+               and layer._keys.dtype == layer._values.dtype == torch.float32
+               for layer in cache.layers)
 
 
 def _kv_cache(model, capacity: int) -> DynamicCache:

@@ -122,11 +122,17 @@ def _chi_square_excess(observed: torch.Tensor, expected: torch.Tensor) -> float:
     return (x2 - df) / (2 * df) ** 0.5
 
 
-def test_packed_weights_decode_the_same_and_follow_weight_updates(tiny):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused_step", "per_layer"])
+def test_packed_weights_decode_the_same_and_follow_weight_updates(tiny, fused, monkeypatch):
+    """Packed copies, through the fused Llama step or through the model's forward with each linear
+    layer packed (the path of other architectures), sample what transformers' forward samples."""
+    import pipeline.rollout.sampler as sampler_module
     from pipeline.rollout.packed import PackedLinears, available
 
     if not available():
         pytest.skip("torch without MKL")
+    if not fused:
+        monkeypatch.setattr(sampler_module, "fused_eligible", lambda model: False)
     model, tokenizer = tiny
     model = copy.deepcopy(model)
     eos, pad, prompts = [tokenizer.eos_token_id], tokenizer.pad_token_id, _prompts(tokenizer)
@@ -154,4 +160,8 @@ def test_packed_weights_decode_the_same_and_follow_weight_updates(tiny):
             for p in model.parameters():
                 p.grad = torch.randn_like(p)
             optimizer.step()
-    assert len(linears._packed) == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    if fused:
+        assert linears._fused is not None and not linears._packed
+    else:
+        assert linears._fused is None
+        assert len(linears._packed) == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
