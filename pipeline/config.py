@@ -318,7 +318,8 @@ class HFRolloutConfig(_RolloutBase):
     )
     packed_weights: bool = Field(
         True, description="Loop only: decode with MKL packed-GEMM copies of the float32 linear weights (faster "
-        "decoding on the CPU for about twice the weights' memory; repacked after each update)"
+        "decoding on the CPU for about twice the weights' memory; repacked after each update); a Llama model "
+        "decodes through a step over fused packed matrices (q|k|v and gate|up one product each)"
     )
 
 

@@ -1,24 +1,28 @@
 """A decode step of a Llama model written out over fused, packed weights: the `hf` engine's loop
 calls it for every new token after the prefill, in place of transformers' forward.
 
-On this project's 2-core CPUs a decode step of SmolLM2-135M at batch 8 spends ~40 ms in its 211
-matrix products and, through transformers' forward, ~40 ms more. Most of that is not Python: with
-OpenMP's passive waiting (`pipeline/__init__.py`) every parallel region wakes the sleeping worker
-thread, and a step has one per product. This step does the same arithmetic in fewer regions:
+On this project's 2-core CPUs a decode step of SmolLM2-135M at batch 8 spends ~40-50 ms in its
+211 matrix products and, through transformers' forward, ~35 ms more. Most of that is not Python:
+with OpenMP's passive waiting (`pipeline/__init__.py`) every parallel region wakes the sleeping
+worker thread, and a step has one per product. This step does the same arithmetic in fewer regions:
 - q, k and v are one packed matrix, gate and up another: 4 products per layer instead of 7;
 - RoPE is applied to q and k at once, and the new position attends through one SDPA call over the
-  cache filled so far, with an additive mask for the prompts' left padding (the same call written
-  as two small matmuls and a softmax took longer here: three parallel regions instead of one).
-Measured on SmolLM2-135M, batch 8, 64 new tokens, 4 calls each, in two alternating runs: 5.2-6.0 s
-per call against 6.0-6.7 s through transformers' forward with packed weights (~12% less);
+  cache filled so far, with an additive mask for the prompts' left padding (the same attention
+  written as two small matmuls and a softmax took ~8% longer per decode call: three parallel
+  regions instead of one).
+Measured on SmolLM2-135M, batch 8, 64 new tokens, 4 calls a run, runs alternating: 5.0-5.5 s per
+call against 6.0-6.7 s through transformers' forward with each linear layer packed;
 `bench/grpo_step.py` measures the whole step.
 
 The logits are the model's up to float rounding (~1e-5 on logits of ~10; tests/pipeline/rollout/
 test_fused.py). RMSNorm keeps the model's order of operations: folding its weight into the next
-matrix saves two small operations per norm but moves the rounding enough that a seeded draw near
-a token boundary can come out differently from transformers' path. Eligible: a `LlamaForCausalLM` whose linear layers are plain float32
-`nn.Linear`s on the CPU (no LoRA wrapper, no sharding), SiLU, no tensor-parallel split, a torch
-with MKL and no autocast; anything else decodes through transformers' forward.
+matrix saves two small operations per norm but moved the rounding enough that a seeded draw near a
+token boundary came out differently from transformers' path.
+
+Eligible: a `LlamaForCausalLM` whose linear layers are plain float32 `nn.Linear`s on the CPU (no
+LoRA wrapper, no sharding), SiLU, no tensor-parallel split, a torch with MKL, no autocast, and a
+prefill that wrote float32 keys and values (`sampler._fusable`); anything else decodes through
+transformers' forward.
 """
 
 from __future__ import annotations
