@@ -136,9 +136,9 @@ class FusedLlamaStep:
         blocked = torch.zeros(attention_mask.shape, dtype=torch.float32, device=attention_mask.device)
         self.bias = blocked.masked_fill_(attention_mask == 0, float("-inf"))[:, None, None, :]  # (B, 1, 1, C)
 
-    @torch.inference_mode()
     def __call__(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Logits `(B, V)` float32 of one new token per row at `positions` `(B, 1)`; the cache grows by one."""
+        """Logits `(B, V)` float32 of one new token per row at `positions` `(B, 1)`; the cache grows by one.
+        Called under the sampler's inference mode (the cache's buffers are inference tensors)."""
         b, heads, kv, d = tokens.shape[0], self.heads, self.kv_heads, self.head_dim
         qk_width = (heads + kv) * d
         n = self.cache[0].length  # positions already cached

@@ -27,7 +27,7 @@ def _prompts(lengths=(5, 9, 2, 7), vocab=97, seed=1):
     return [torch.randint(3, vocab, (n,), generator=g).tolist() for n in lengths]
 
 
-def _teacher_forced(model, prompts, steps=6, rows=None):
+def _teacher_forced(model, prompts, steps=6):
     """Logits of `steps` decode steps through transformers' forward and through the fused step, both
     fed the same tokens (the forward's argmax), from one prefill each."""
     width = max(len(p) for p in prompts)
@@ -82,7 +82,7 @@ def test_the_fused_copies_follow_weights_changed_in_place():
     prompts = _prompts()
 
     def logits(m):
-        layers, head = linears.fused(m, len(prompts))
+        head = linears.fused(m, len(prompts))[1]
         plain = fused.fuse(m, len(prompts))[1]
         x = torch.randn(len(prompts), m.config.hidden_size, generator=torch.Generator().manual_seed(0))
         return fused._product(x, head), fused._product(x, plain)
