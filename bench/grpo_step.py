@@ -124,6 +124,13 @@ def run_ours(args) -> dict:
     timers = PhaseTimers()
     _common_timers(timers)
     grpo._completion_logprobs = _logprob_timer(timers, grpo._completion_logprobs)
+    import pipeline.rollout.sampler as sampler
+
+    steps_taken: set[str] = set()  # which decode step the sampler took: compiled, fused torch or neither
+    for name in ("NativeLlamaStep", "FusedLlamaStep"):
+        holder = sampler.native if name == "NativeLlamaStep" else sampler
+        original = getattr(holder, name)
+        setattr(holder, name, lambda *a, _o=original, _n=name: (steps_taken.add(_n), _o(*a))[1])
     pop = Stopwatch.pop
     Stopwatch.pop = lambda self: (timers.next_step(), pop(self))[1]  # the trainer pops once per step
     profiler = None
@@ -148,7 +155,8 @@ def run_ours(args) -> dict:
     phases = timers.medians(PHASES[2:])
     phases |= {k: median_after_first([r.get(f"time_{k}_s", 0.0) for r in rows]) for k in ("generate", "verify")}
     return {"step_s": median_after_first(step_s), "steps_s": [round(s, 3) for s in step_s], **phases,
-            "completion_len": [r["completion_len"] for r in rows], "wall_s": round(wall, 1)}
+            "completion_len": [r["completion_len"] for r in rows], "wall_s": round(wall, 1),
+            "decode_step": sorted(steps_taken) or ["transformers forward"]}
 
 
 def run_trl(args) -> dict:
@@ -389,7 +397,8 @@ def main() -> int:
               f"{r['step_s'] - sum(r.get(k, 0) for k in PHASES):.2f})  peak RSS {r['peak_rss_gb']:.2f} GB  "
               f"load {r['load']}  steps {r['steps_s']}")
     print(f"ratio  {ratio:.2f}x  (target >= {TARGET:g}x: {'met' if ratio >= TARGET else 'NOT met'}); "
-          f"same prompt ids: {first['trl'].get('same_prompt_ids')}; TRL optimiser {first['trl'].get('optim')}")
+          f"same prompt ids: {first['trl'].get('same_prompt_ids')}; TRL optimiser {first['trl'].get('optim')}; "
+          f"our decode step: {', '.join(first['ours'].get('decode_step', []))}")
     print()
     print("  G    L | ours s/step  TRL s/step  TRL/ours | bound s (ours)  ours/bound  TRL/bound | peak RSS ours  TRL")
     for r in rows:

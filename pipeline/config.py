@@ -319,7 +319,9 @@ class HFRolloutConfig(_RolloutBase):
     packed_weights: bool = Field(
         True, description="Loop only: decode with MKL packed-GEMM copies of the float32 linear weights (faster "
         "decoding on the CPU for about twice the weights' memory; repacked after each update); a Llama model "
-        "decodes through a step over fused packed matrices (q|k|v and gate|up one product each)"
+        "decodes through a step compiled for the machine (pipeline/rollout/native_step.c, built with its C compiler "
+        "on first use; RLVR_NATIVE_DECODE=0 turns it off), or without a compiler through a torch step over fused "
+        "packed matrices"
     )
 
 

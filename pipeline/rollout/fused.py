@@ -1,5 +1,6 @@
 """A decode step of a Llama model written out over fused, packed weights: the `hf` engine's loop
-calls it for every new token after the prefill, in place of transformers' forward.
+calls it for every new token after the prefill, in place of transformers' forward, where the
+compiled step (`pipeline.rollout.native`, ~40% less time a token) cannot be built or is turned off.
 
 On this project's 2-core CPUs a decode step of SmolLM2-135M at batch 8 spends ~40-50 ms in its
 211 matrix products and, through transformers' forward, ~35 ms more. Most of that is not Python:

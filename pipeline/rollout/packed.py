@@ -44,11 +44,27 @@ class PackedLinears:
         refresh rule as the per-layer copies: a weight that trains is refused the cache)."""
         from pipeline.rollout.fused import fuse
 
+        return self._kept("fused", model, rows, fuse)
+
+    def native(self, model: torch.nn.Module):
+        """`pipeline.rollout.native.pack(model)`, kept by the same rule as `fused`; a refresh
+        overwrites the previous copies in place (same model, same shapes) instead of allocating."""
+        from pipeline.rollout.native import NativeWeights, pack
+
+        held = self._fused
+        reuse = held[1] if held is not None and held[0][:2] == ("native", id(model)) else None
+
+        def build(m, rows):
+            return pack(m, rows, reuse if isinstance(reuse, NativeWeights) else None)
+
+        return self._kept("native", model, 0, build)
+
+    def _kept(self, kind: str, model: torch.nn.Module, rows: int, build):
         params = list(model.parameters())
-        key = (id(model), rows, tuple((p.data_ptr(), p._version) for p in params))
+        key = (kind, id(model), rows, tuple((p.data_ptr(), p._version) for p in params))
         if self._fused is None or self._fused[0] != key or any(p.requires_grad for p in params):
-            self._fused = None  # the old copies go before the new ones are made
-            self._fused = (key, fuse(model, rows))
+            self._fused = None  # the old copies go before the new ones are made (or are rewritten)
+            self._fused = (key, build(model, rows))
         return self._fused[1]
 
     @contextmanager

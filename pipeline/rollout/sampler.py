@@ -13,8 +13,11 @@ rollout contract says.
 The cache writes each step's keys and values into buffers allocated once for the whole call
 (`_GrowingLayer`) instead of concatenating a new tensor per token and layer, and the decode steps
 can run on packed weight copies (`pipeline.rollout.packed`): for a Llama model, through a step
-written out over fused packed matrices (`pipeline.rollout.fused`), for others through the model's
-own forward with each linear layer packed.
+compiled for the machine (`pipeline.rollout.native`) or, without a C compiler, a torch step over
+fused packed matrices (`pipeline.rollout.fused`); for others through the model's own forward with
+each linear layer packed. Where the compiled library is built, a draw without top-p is one call of
+it (`native.draw`: the same inverse-CDF draw from the same uniform number, ~0.7 ms a token at
+8 x 49k against ~4.7 ms for its seven torch operators in the decode loop).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from pipeline.rollout import native
 from pipeline.rollout.fused import FusedLlamaStep, eligible as fused_eligible
 from pipeline.rollout.base import SamplingParams
 from pipeline.rollout.packed import PackedLinears
@@ -75,9 +79,12 @@ def sample(model, prompts: Sequence[list[int]], n: int, sampling: SamplingParams
     logps = torch.zeros((batch, steps), device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
-    step = None  # the fused decode step, for the models it covers
-    if linears is not None and steps > 1 and fused_eligible(model) and _fusable(cache):
-        step = FusedLlamaStep(model, linears.fused(model, batch), cache, attention_mask)
+    step = None  # the compiled or the fused decode step, for the models they cover
+    if linears is not None and steps > 1 and _fusable(cache):
+        if native.eligible(model):
+            step = native.NativeLlamaStep(model, linears.native(model), cache, attention_mask)
+        elif fused_eligible(model):
+            step = FusedLlamaStep(model, linears.fused(model, batch), cache, attention_mask)
     with linears.decoding(model, batch) if linears is not None and step is None else nullcontext():
         for t in range(steps):
             token, logp = _draw(logits, sampling, eos, t)
@@ -113,6 +120,9 @@ def _draw(logits: torch.Tensor, sampling: SamplingParams, eos: torch.Tensor, t: 
     if sampling.greedy:
         token = logits.argmax(-1)
         return token, _picked_logprob(logits, token)
+    if sampling.top_p >= 1.0 and native.draws(logits):  # the same draw, in one compiled call
+        uniform = torch.rand(logits.shape[0], 1, dtype=torch.float64, device=logits.device)
+        return native.draw(logits, sampling.temperature, eos if t < sampling.min_new_tokens else None, uniform)
     scaled = logits / sampling.temperature if sampling.temperature != 1.0 else logits
     filtered = scaled
     if t < sampling.min_new_tokens:

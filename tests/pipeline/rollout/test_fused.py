@@ -27,9 +27,28 @@ def _prompts(lengths=(5, 9, 2, 7), vocab=97, seed=1):
     return [torch.randint(3, vocab, (n,), generator=g).tolist() for n in lengths]
 
 
-def _teacher_forced(model, prompts, steps=6):
-    """Logits of `steps` decode steps through transformers' forward and through the fused step, both
-    fed the same tokens (the forward's argmax), from one prefill each."""
+def _counted(monkeypatch, step_class) -> list:
+    """The calls of `step_class` instances, one entry each."""
+    calls = []
+    original = step_class.__call__
+    monkeypatch.setattr(step_class, "__call__", lambda self, *a: (calls.append(1), original(self, *a))[1])
+    return calls
+
+
+def _seeded_sample(model, n, sampling, eos):
+    from pipeline.rollout.sampler import sample
+
+    torch.manual_seed(3)
+    return sample(model, _prompts(), n, sampling, eos, 0, linears=PackedLinears())
+
+
+def _fused_step(model, cache, attention_mask):
+    return fused.FusedLlamaStep(model, fused.fuse(model, attention_mask.shape[0]), cache, attention_mask)
+
+
+def _teacher_forced(model, prompts, steps=6, make_step=_fused_step):
+    """Logits of `steps` decode steps through transformers' forward and through `make_step`'s step
+    (the fused one unless given), both fed the same tokens (the forward's argmax), from one prefill each."""
     width = max(len(p) for p in prompts)
     b = len(prompts)
     ids = torch.zeros((b, width), dtype=torch.long)
@@ -44,30 +63,39 @@ def _teacher_forced(model, prompts, steps=6):
         plain_cache, fused_cache = _kv_cache(model, width + steps), _kv_cache(model, width + steps)
         plain = _last_logits(model, ids, mask, positions, plain_cache)
         _last_logits(model, ids, mask, positions, fused_cache)
-        step = fused.FusedLlamaStep(model, fused.fuse(model, b), fused_cache, full)
+        step = make_step(model, fused_cache, full)
         out = []
         for t in range(steps - 1):
             token = plain.argmax(-1)
             plain = _last_logits(model, token[:, None], full[:, : width + t + 1], start + t, plain_cache)
-            out.append((plain, step(token, start + t)))
+            out.append((plain, step(token, start + t).clone()))  # a step may reuse its buffer
     return out
 
 
-@pytest.mark.parametrize("overrides", [
-    {},
-    {"num_key_value_heads": 6},  # no grouping
-    {"num_key_value_heads": 1, "attention_bias": True, "mlp_bias": True},
-    {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}},
-    {"head_dim": 16, "num_attention_heads": 4, "num_key_value_heads": 2},  # heads x head_dim != hidden
-    {"tie_word_embeddings": False},
-], ids=["gqa", "mha", "biases_mqa", "linear_rope", "head_dim", "untied"])
-def test_the_fused_step_gives_transformers_logits(overrides):
+# Llama variants a decode step must follow (tests/pipeline/rollout/test_native.py adds two)
+VARIANTS = {
+    "gqa": {},
+    "mha": {"num_key_value_heads": 6},  # no grouping
+    "biases_mqa": {"num_key_value_heads": 1, "attention_bias": True, "mlp_bias": True},
+    "linear_rope": {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}},
+    "head_dim": {"head_dim": 16, "num_attention_heads": 4, "num_key_value_heads": 2},  # heads x head_dim != hidden
+    "untied": {"tie_word_embeddings": False},
+}
+
+
+def _variant(overrides) -> LlamaForCausalLM:
     model = _llama(**overrides)
     if overrides.get("attention_bias"):  # biases start at zero: make them count
         with torch.no_grad():
             for name, p in model.named_parameters():
                 if name.endswith("bias"):
                     p.normal_(0, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("overrides", list(VARIANTS.values()), ids=list(VARIANTS))
+def test_the_fused_step_gives_transformers_logits(overrides):
+    model = _variant(overrides)
     assert fused.eligible(model)
     for plain, fast in _teacher_forced(model, _prompts()):
         torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
@@ -118,19 +146,18 @@ def test_other_models_decode_through_transformers_forward():
 
 def test_the_sampler_takes_the_fused_step_for_llama_and_samples_its_distribution(monkeypatch):
     """Seeded, the fused step and the model's own forward draw the same tokens here (their logits
-    differ by rounding only); the loop calls the fused step once per new token after the first."""
+    differ by rounding only); the loop calls the fused step once per new token after the first
+    (where the compiled step is off)."""
     import pipeline.rollout.sampler as sampler_module
-    from pipeline.rollout import SamplingParams
+    from pipeline.rollout import SamplingParams, native
 
+    monkeypatch.setattr(native, "eligible", lambda m: False)
     model = _llama()
-    calls = []
-    original = fused.FusedLlamaStep.__call__
-    monkeypatch.setattr(fused.FusedLlamaStep, "__call__", lambda self, *a: (calls.append(1), original(self, *a))[1])
+    calls = _counted(monkeypatch, fused.FusedLlamaStep)
     sampling = SamplingParams(temperature=1.0, max_new_tokens=6, min_new_tokens=6)
 
     def draw():
-        torch.manual_seed(3)
-        return sampler_module.sample(model, _prompts(), 2, sampling, [0], 0, linears=PackedLinears())
+        return _seeded_sample(model, 2, sampling, [0])
 
     fast = draw()
     assert len(calls) == 5
