@@ -119,7 +119,15 @@ def _groups(tokenizer):
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_grouped_logprobs_and_gradients_equal_one_packed_sequence_per_completion(tiny, temperature):
+@pytest.mark.parametrize("layout", ["one_forward", "prompt_cache"])
+def test_grouped_logprobs_and_gradients_equal_one_packed_sequence_per_completion(tiny, temperature, layout,
+                                                                                 monkeypatch):
+    """Both layouts: one forward over each prompt and its completions under a 4D mask (sdpa
+    attention), and two forwards, the completions on the prompts' repeated cache (others)."""
+    import pipeline.forward as forward_module
+
+    if layout == "prompt_cache":
+        monkeypatch.setattr(forward_module, "_TREE_ATTENTION", ())
     model, tokenizer = tiny
     prompts, completions = _groups(tokenizer)
     packed = pack(prompts, completions, tokenizer.pad_token_id)
