@@ -82,10 +82,18 @@ def _packed(weights: list[torch.Tensor], biases: list[torch.Tensor | None], rows
     stacked = torch.cat([w.detach() for w in weights]) if len(weights) > 1 else weights[0].detach()
     packed = torch.ops.mkl._mkl_reorder_linear_weight(stacked, rows)
     stand_in = stacked.new_empty((1, 1)).expand(stacked.shape)
-    bias = None
-    if any(b is not None for b in biases):
-        bias = torch.cat([b.detach() if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases)])
-    return packed, stand_in, bias
+    return packed, stand_in, _stacked_bias(weights, biases)
+
+
+def _stacked_bias(weights: list[torch.Tensor], biases: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """The biases of stacked linear layers as one vector (zeros for a layer without one); None if none has one."""
+    if all(b is None for b in biases):
+        return None
+    return torch.cat([b.detach() if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases)])
+
+
+def _head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 def fuse(model, rows: int) -> tuple[list[FusedLayer], tuple]:
@@ -131,7 +139,7 @@ class FusedLlamaStep:
         self.embedding = model.model.embed_tokens.weight
         self.rotary = model.model.rotary_emb
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
-        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.head_dim = _head_dim(config)
         self.scaling = _layers(model)[0].self_attn.scaling
         self.norm, self.eps = model.model.norm.weight.detach(), model.model.norm.variance_epsilon
         blocked = torch.zeros(attention_mask.shape, dtype=torch.float32, device=attention_mask.device)

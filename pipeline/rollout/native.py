@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from pipeline.rollout.fused import _head_dim, _stacked_bias
+
 __all__ = ["library", "eligible", "NativeWeights", "pack", "NativeLlamaStep"]
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,7 @@ def eligible(model) -> bool:
     if not fused_eligible(model):
         return False
     config = model.config
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    head_dim = _head_dim(config)
     return (head_dim % 2 == 0 and head_dim <= 512 and config.intermediate_size % 16 == 0
             and library() is not None)
 
@@ -192,12 +194,9 @@ class NativeWeights:
             held = old[index] if old else {}
             a, m = layer.self_attn, layer.mlp
             qkv = [a.q_proj, a.k_proj, a.v_proj]
-            qkv_bias = None
-            if any(p.bias is not None for p in qkv):
-                qkv_bias = torch.cat([p.bias.detach() if p.bias is not None else p.weight.new_zeros(p.weight.shape[0])
-                                      for p in qkv])
             self.layers.append(dict(
-                qkv=_tiled([p.weight for p in qkv], out=held.get("qkv")), qkv_bias=qkv_bias,
+                qkv=_tiled([p.weight for p in qkv], out=held.get("qkv")),
+                qkv_bias=_stacked_bias([p.weight for p in qkv], [p.bias for p in qkv]),
                 o=_tiled([a.o_proj.weight], out=held.get("o")), o_bias=detach(a.o_proj.bias),
                 gate_up=_tiled([m.gate_proj.weight, m.up_proj.weight], pairs=True, out=held.get("gate_up")),
                 gate_bias=detach(m.gate_proj.bias), up_bias=detach(m.up_proj.bias),
@@ -210,7 +209,7 @@ class NativeWeights:
         self.head_bias = detach(model.lm_head.bias)
 
 
-def pack(model, rows: int | None = None, reuse: NativeWeights | None = None) -> NativeWeights:
+def pack(model, reuse: NativeWeights | None = None) -> NativeWeights:
     """`PackedLinears.native`'s builder for this step (the layout does not depend on the row count)."""
     return NativeWeights(model, reuse)
 
@@ -231,7 +230,7 @@ class NativeLlamaStep:
         batch, capacity = attention_mask.shape
         rows = -(-batch // ROWS) * ROWS
         heads, kv = config.num_attention_heads, config.num_key_value_heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        head_dim = _head_dim(config)
         hidden, inter, vocab = config.hidden_size, config.intermediate_size, model.lm_head.out_features
         threads = torch.get_num_threads()
         for cached in self.cache:

@@ -133,9 +133,6 @@ static void tiles(const float *w, const float *bias, const float *bias2, const f
                 for (int b = 0; b < MB; b++) { t0s[b] += a0[b]; t1s[b] += a1[b]; }
             }
             for (int b = 0; b < MB && r0 + b < batch; b++) {
-                float acc[TILE];
-                memcpy(acc, &t0s[b], 64);
-                memcpy(acc + 16, &t1s[b], 64);
                 float *o = out + (long)(r0 + b) * ldo;
                 if (mode == SILU_MUL) {
                     v16 g = t0s[b], u = t1s[b];
@@ -143,6 +140,9 @@ static void tiles(const float *w, const float *bias, const float *bias2, const f
                     if (bias2) u += *(const v16u *)(bias2 + t * 16);
                     *(v16u *)(o + t * 16) = g / (1.0f + vexp(-g)) * u;
                 } else {
+                    float acc[TILE];
+                    memcpy(acc, &t0s[b], 64);
+                    memcpy(acc + 16, &t1s[b], 64);
                     int n0 = t * TILE, width = N - n0 < TILE ? N - n0 : TILE;
                     for (int j = 0; j < width; j++) {
                         float y = acc[j] + (bias ? bias[n0 + j] : 0.0f);

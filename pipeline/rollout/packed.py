@@ -49,15 +49,11 @@ class PackedLinears:
     def native(self, model: torch.nn.Module):
         """`pipeline.rollout.native.pack(model)`, kept by the same rule as `fused`; a refresh
         overwrites the previous copies in place (same model, same shapes) instead of allocating."""
-        from pipeline.rollout.native import NativeWeights, pack
+        from pipeline.rollout.native import pack
 
         held = self._fused
         reuse = held[1] if held is not None and held[0][:2] == ("native", id(model)) else None
-
-        def build(m, rows):
-            return pack(m, rows, reuse if isinstance(reuse, NativeWeights) else None)
-
-        return self._kept("native", model, 0, build)
+        return self._kept("native", model, 0, lambda m, rows: pack(m, reuse))
 
     def _kept(self, kind: str, model: torch.nn.Module, rows: int, build):
         params = list(model.parameters())
